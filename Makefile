@@ -1,0 +1,67 @@
+# The two commands: `make run` (serve the console with its worker and beat on the embedded
+# defaults) and `make test` (the whole suite on real PostgreSQL, Redis and Chromium).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev services browser lint typecheck pytest pytest-quick migrate demo clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing: installing it (Debian)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo
+
+run: demo
+	@echo ""
+	@echo "  Serving the console at http://$(HOST):$(PORT)/ with a Celery worker and beat (Ctrl-C stops all three)."
+	@echo "  Demo login: demo@example.com / demo-console-2026   ·   emails: printed here and kept in var/mail.log"
+	@echo ""
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
+
+# --- tests ------------------------------------------------------------------------------------
+services:
+	@bash .ci/services.sh
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	DJANGO_SETTINGS_MODULE=console.settings.test $(PY) manage.py makemigrations --check --dry-run
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+pytest: install-dev services browser
+	$(VENV)/bin/pytest
+
+# Quick loop: no browser tests.
+pytest-quick: install-dev services
+	$(VENV)/bin/pytest -m "not browser"
+
+test: install-dev services browser lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,101 @@
+"""Shared fixtures: users, organizations, role fixtures, and Playwright on Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from console.models import User
+from console.tests.factories import UserFactory
+from orgs.models import Membership, Organization, Role
+from orgs.tests.factories import MembershipFactory, OrganizationFactory
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
+
+ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    """Where a browser test saves its screenshots: test-artifacts/<test name>/."""
+    path = ARTIFACTS / request.node.name.replace("[", "_").replace("]", "")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def org(db: None) -> Organization:
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def org_admin(org: Organization) -> User:
+    return MembershipFactory(organization=org, role=Role.ADMIN).user
+
+
+@pytest.fixture
+def org_member(org: Organization) -> User:
+    return MembershipFactory(organization=org, role=Role.MEMBER).user
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Belongs to another organization only."""
+    return MembershipFactory(role=Role.ADMIN).user
+
+
+@pytest.fixture
+def client_as(org: Organization) -> Callable[[str], Client]:
+    """client_as("admin" | "member" | "outsider" | "anonymous") -> a logged-in test client."""
+
+    def make(role: str) -> Client:
+        client = Client()
+        if role == "anonymous":
+            return client
+        if role == "outsider":
+            user = MembershipFactory(role=Role.ADMIN).user
+        else:
+            user = MembershipFactory(organization=org, role={"admin": Role.ADMIN, "member": Role.MEMBER}[role]).user
+        client.force_login(user)
+        client.user = user  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def membership_of() -> Callable[[User, Organization], Membership]:
+    def get(user: User, organization: Organization) -> Membership:
+        return Membership.objects.get(user=user, organization=organization)
+
+    return get
+
+
+@pytest.fixture
+def page(page):  # type: ignore[no-untyped-def]
+    """Playwright's page with a short default timeout: a broken page fails fast, not in 30 s."""
+    page.set_default_timeout(10_000)
+    return page

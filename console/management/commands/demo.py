@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from console.demo import DEMO_PASSWORD, demo_load
+
+
+class Command(BaseCommand):
+    help = "Load (or refresh) the demo organization and its admin login. Idempotent."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = demo_load()
+        verb = "Created" if result.created else "Refreshed"
+        self.stdout.write(self.style.SUCCESS(f"{verb} demo organization {result.organization.public_id}."))
+        self.stdout.write(
+            f"\n  Console:  {settings.CONSOLE_SITE_URL}/\n"
+            f"  Login:    {result.user.email}\n"
+            f"  Password: {DEMO_PASSWORD}\n"
+        )

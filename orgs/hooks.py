@@ -1,0 +1,83 @@
+"""Extension points that let apps downstream of `orgs` join its transactions.
+
+`orgs` must not import `projects` or `billing` (dependencies point one way), yet removing a member
+from an organization must, in the same transaction, remove them from every project and revoke
+their API keys. So `projects` registers its handlers here from its AppConfig.ready(), and the
+`orgs` services call them. This is an explicit registry, not a signal: the call order and the
+transaction are visible in the service that runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.models import User
+
+    from .models import Membership
+
+
+@dataclass
+class RemovalImpact:
+    """What removing a member will do, shown before the admin confirms."""
+
+    projects: int = 0
+    api_keys: int = 0
+    api_keys_last_used_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def merge(self, other: RemovalImpact) -> RemovalImpact:
+        last = [d for d in (self.api_keys_last_used_at, other.api_keys_last_used_at) if d is not None]
+        return RemovalImpact(
+            projects=self.projects + other.projects,
+            api_keys=self.api_keys + other.api_keys,
+            api_keys_last_used_at=max(last) if last else None,
+            notes=[*self.notes, *other.notes],
+        )
+
+
+# handler(membership=..., actor=...) runs inside the removal's transaction, before the
+# membership row is deleted; it must lock what it changes and record its own AuditEvents.
+MemberRemovalHandler = Callable[..., None]
+# provider(membership=...) -> RemovalImpact; read-only.
+RemovalImpactProvider = Callable[..., RemovalImpact]
+
+_removal_handlers: list[MemberRemovalHandler] = []
+_impact_providers: list[RemovalImpactProvider] = []
+
+
+def register_member_removal(*, handler: MemberRemovalHandler, impact: RemovalImpactProvider) -> None:
+    if handler not in _removal_handlers:
+        _removal_handlers.append(handler)
+    if impact not in _impact_providers:
+        _impact_providers.append(impact)
+
+
+def run_member_removal_handlers(*, membership: Membership, actor: User | None) -> None:
+    for handler in _removal_handlers:
+        handler(membership=membership, actor=actor)
+
+
+def member_removal_impact(*, membership: Membership) -> RemovalImpact:
+    impact = RemovalImpact()
+    for provider in _impact_providers:
+        impact = impact.merge(provider(membership=membership))
+    return impact
+
+
+# Usage of tier-limited resources ("projects", "api_keys"), counted by the app that owns them:
+# counter(organization=...) -> int. The Verification page shows used / allowed through these.
+UsageCounter = Callable[..., int]
+_usage_counters: dict[str, UsageCounter] = {}
+
+
+def register_usage_counter(resource: str, counter: UsageCounter) -> None:
+    _usage_counters[resource] = counter
+
+
+def resource_usage(*, organization: object, resource: str) -> int:
+    counter = _usage_counters.get(resource)
+    return counter(organization=organization) if counter else 0

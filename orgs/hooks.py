@@ -81,3 +81,19 @@ def register_usage_counter(resource: str, counter: UsageCounter) -> None:
 def resource_usage(*, organization: object, resource: str) -> int:
     counter = _usage_counters.get(resource)
     return counter(organization=organization) if counter else 0
+
+
+# handler(invitation=..., membership=...) runs inside invitation acceptance's transaction, after
+# the membership exists (the projects app applies an invitation's pre-assigned projects here).
+InvitationAcceptedHandler = Callable[..., None]
+_invitation_accepted_handlers: list[InvitationAcceptedHandler] = []
+
+
+def register_invitation_accepted(handler: InvitationAcceptedHandler) -> None:
+    if handler not in _invitation_accepted_handlers:
+        _invitation_accepted_handlers.append(handler)
+
+
+def run_invitation_accepted_handlers(*, invitation: object, membership: Membership) -> None:
+    for handler in _invitation_accepted_handlers:
+        handler(invitation=invitation, membership=membership)

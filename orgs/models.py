@@ -51,6 +51,13 @@ class Organization(models.Model):
     verification_status = models.CharField(
         max_length=20, choices=VerificationStatus.choices, default=VerificationStatus.NOT_VERIFIED
     )
+    # Staff overrides for deals made through Contact Sales (null = the tier's limit applies).
+    projects_limit_override = models.PositiveIntegerField(null=True, blank=True)
+    api_keys_limit_override = models.PositiveIntegerField(null=True, blank=True)
+    # Rate tier: follows cumulative top-ups (kept by billing in the ledger's transaction) unless
+    # staff pin a tier by name (one of settings.CONSOLE_RATE_TIERS).
+    cumulative_topups = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    rate_tier_override = models.CharField(max_length=20, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -110,3 +110,20 @@ def members_placeholder(request: AuthedHttpRequest, org_id: str) -> HttpResponse
             "body": "Member management is being built. For now, you are the only member listed here.",
         },
     )
+
+
+@login_required
+@require_GET
+def contact_sales_placeholder(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id)
+    return render(
+        request,
+        "components/coming_soon.html",
+        {
+            "membership": membership,
+            "org": membership.organization,
+            "title": "Contact Sales",
+            "lede": "Ask for more projects, more API keys or higher rate limits.",
+            "body": "The Contact Sales form is being built.",
+        },
+    )

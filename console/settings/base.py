@@ -197,6 +197,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our structured log format in the worker too
 # The one beat schedule: every periodic job also has a manage.py command calling the same service.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +17,7 @@ from console.models import OutboxEmail
 from console.services import email_deliver, email_enqueue, email_outbox_retry
 from console.tasks import email_outbox_retry_stuck, email_send
 
-TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-@pytest.fixture(autouse=True)
-def test_email_templates(settings):
-    """Adds console/tests/templates (email/test_notice, email/text_only) to the template dirs."""
-    engine = settings.TEMPLATES[0]
-    settings.TEMPLATES = [{**engine, "DIRS": [*engine["DIRS"], TEST_TEMPLATES]}]
+pytestmark = pytest.mark.usefixtures("test_templates")
 
 
 def notice(**overrides: Any) -> dict[str, Any]:

@@ -280,3 +280,22 @@ def test_a_template_removed_after_enqueue_fails_the_email_without_retrying(smtp)
 def test_the_send_task_returns_quietly_for_a_deleted_email(smtp):
     email_send.delay(987654)
     assert smtp.messages() == []
+
+
+@pytest.mark.django_db
+def test_staff_see_the_outbox_in_the_admin_without_the_secrets(client):
+    from console.tests.factories import UserFactory
+
+    email = OutboxEmail.objects.create(
+        unique_key="k", to=["a@acme.test"], template="test_notice", context={"link": "inv_secret123"},
+        status="failed", last_error="SMTPDataError: (550, b'Mailbox unavailable')",
+    )
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    listing = client.get("/admin/console/outboxemail/?status__exact=failed").content.decode()
+    assert "test_notice" in listing and "a@acme.test" in listing
+    assert "/admin/console/outboxemail/add/" not in listing  # rows come only from the services
+    assert "a@acme.test" in client.get("/admin/console/outboxemail/?q=acme.test").content.decode()
+    detail = client.get(f"/admin/console/outboxemail/{email.pk}/change/").content.decode()
+    assert "Mailbox unavailable" in detail
+    assert "inv_secret123" not in detail

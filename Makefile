@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev services browser lint typecheck pytest pytest-quick migrate demo clean
+.PHONY: run test install install-dev system-libs services browser lint typecheck pytest pytest-quick migrate demo clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -23,8 +23,21 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install: system-libs $(VENV)/.installed
+install-dev: system-libs $(VENV)/.installed-dev
+
+# WeasyPrint (PDF invoices) needs Pango, HarfBuzz, fontconfig and a font from the system: the
+# Debian packages are installed only when one is missing, and only where dpkg is.
+PDF_DEB_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core
+system-libs:
+	@if command -v dpkg-query >/dev/null 2>&1; then \
+	  missing=$$(for p in $(PDF_DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "Installing the system libraries for PDFs:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	else echo "No dpkg here: install Pango, HarfBuzz and fontconfig yourself for PDF invoices (WeasyPrint)."; fi
 
 migrate: install
 	@mkdir -p var

@@ -16,6 +16,9 @@ from orgs.tests.factories import MembershipFactory, OrganizationFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
 
+# Fixtures `smtp_server` / `smtp`: a real SMTP server process and Django's SMTP backend.
+pytest_plugins = ["tests.smtp"]
+
 ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -65,6 +65,8 @@ def configure_logging(*, json: bool, level: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR"},
             "django.db.backends": {"level": "WARNING"},
+            # WeasyPrint logs each rendering step at INFO; its warnings (a refused URL) stay.
+            "weasyprint": {"level": "WARNING"},
         },
     }
 

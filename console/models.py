@@ -1,12 +1,14 @@
-"""Accounts: email is the login (no usernames); allauth handles passwords, verification, MFA."""
+"""Accounts (email is the login; allauth handles passwords, verification, MFA) and the email outbox."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class UserManager(BaseUserManager["User"]):
@@ -57,3 +59,41 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         return self.display_name
+
+
+class OutboxEmail(models.Model):
+    """One email to send, exactly once: written in the transaction that decided to send it.
+
+    The task ``console.email_send`` renders ``templates/email/<template>/`` with ``context`` and
+    sends it. There is no persisted "sending" state: the row lock held across the SMTP call is it,
+    and the sent mark commits with that lock, so two workers can never both send one row.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # not delivered yet; the send task (or a retry) will try
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"  # gave up: permanent error or attempts exhausted
+
+    unique_key = models.CharField(max_length=255, unique=True)
+    to = models.JSONField("recipients", default=list)
+    template = models.CharField(max_length=100)
+    # JSON (Decimals and dates come back as strings): format values before enqueuing.
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Context keys holding secrets (links with tokens); blanked once the email is sent.
+    sensitive_keys = models.JSONField(default=list, blank=True)
+    # An organization's public id ("org-…"), a plain string so `console` depends on no app.
+    organization_ref = models.CharField("organization", max_length=32, blank=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Attempts in the current cycle (a manual retry of a failed email starts a new cycle).
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox email"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_status_next_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.template} to {', '.join(self.to)}"

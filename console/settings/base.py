@@ -157,6 +157,14 @@ else:
     EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
     EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# The outbox (console.models.OutboxEmail): SMTP errors are retried with exponential backoff
+# (BACKOFF seconds, doubling, capped at BACKOFF_MAX) up to MAX_ATTEMPTS, about two hours by default;
+# then the email is "failed" until `manage.py email_outbox_retry`. A pending email nobody has
+# tried for STUCK_AFTER seconds (lost task, broker down at enqueue) is re-enqueued by beat.
+CONSOLE_EMAIL_MAX_ATTEMPTS = env.int("CONSOLE_EMAIL_MAX_ATTEMPTS", default=8)
+CONSOLE_EMAIL_RETRY_BACKOFF = env.int("CONSOLE_EMAIL_RETRY_BACKOFF", default=60)
+CONSOLE_EMAIL_RETRY_BACKOFF_MAX = env.int("CONSOLE_EMAIL_RETRY_BACKOFF_MAX", default=3600)
+CONSOLE_EMAIL_STUCK_AFTER = env.int("CONSOLE_EMAIL_STUCK_AFTER", default=600)
 
 # --- django-allauth: email is the login; verification is mandatory ------------------------
 ACCOUNT_ADAPTER = "console.adapters.AccountAdapter"
@@ -201,6 +209,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our structured log format in th
 # The one beat schedule: every periodic job also has a manage.py command calling the same service.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
+    "console-email-outbox-retry": {"task": "console.email_outbox_retry", "schedule": 300.0},
 }
 
 # --- logging: one line per request with a request id (django-structlog) -------------------

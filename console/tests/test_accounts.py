@@ -9,13 +9,15 @@ from console.models import User
 from console.tests.factories import TEST_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
+PASSWORD = "a-long-Pass-phrase-42"
 
 
-def test_signup_uses_email_only_and_sends_verification(client):
-    response = client.post(
-        reverse("account_signup"),
-        {"email": "New.Person@Example.com", "password1": "a-long-Pass-phrase-42", "password2": "a-long-Pass-phrase-42"},
-    )
+def test_signup_uses_email_only_and_sends_verification(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # emails leave through the outbox on commit
+        response = client.post(
+            reverse("account_signup"),
+            {"email": "New.Person@Example.com", "password1": PASSWORD, "password2": PASSWORD},
+        )
     assert response.status_code == 302
     assert response["Location"] == reverse("account_email_verification_sent")
     user = User.objects.get()
@@ -43,12 +45,15 @@ def test_wrong_password_is_refused_with_a_message(client, user):
     assert "The email address and/or password you specified are not correct." in response.content.decode()
 
 
-def test_duplicate_email_signup_creates_nothing_and_does_not_reveal_the_account(client, user):
+def test_duplicate_email_signup_creates_nothing_and_does_not_reveal_the_account(
+    client, user, django_capture_on_commit_callbacks
+):
     # allauth's enumeration prevention: the page looks like a normal signup, the owner is told by email.
-    response = client.post(
-        reverse("account_signup"),
-        {"email": user.email, "password1": "a-long-Pass-phrase-42", "password2": "a-long-Pass-phrase-42"},
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("account_signup"),
+            {"email": user.email, "password1": "a-long-Pass-phrase-42", "password2": "a-long-Pass-phrase-42"},
+        )
     assert response["Location"] == reverse("account_email_verification_sent")
     assert User.objects.count() == 1
     assert mail.outbox[-1].to == [user.email]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from orgs import hooks
+from orgs.models import Organization, VerificationStatus, VerificationTier
+from orgs.services import IssuedInvitation, invitation_create
+
+
+@pytest.fixture
+def ready_org(org: Organization) -> Organization:
+    """`org` with complete information and Enterprise Verified: its admins may invite."""
+    Organization.objects.filter(pk=org.pk).update(
+        legal_address="1 Main St",
+        country="DE",
+        tax_number="DE123",
+        verification_tier=VerificationTier.ENTERPRISE,
+        verification_status=VerificationStatus.VERIFIED,
+    )
+    org.refresh_from_db()
+    return org
+
+
+@pytest.fixture
+def invite(ready_org: Organization, org_admin) -> Callable[..., IssuedInvitation]:  # type: ignore[no-untyped-def]
+    """invite("ana@example.com", role=Role.MEMBER, valid_days=None) by the org's admin."""
+
+    def make(email: str = "ana@example.com", **kwargs: object) -> IssuedInvitation:
+        kwargs.setdefault("role", 10)
+        return invitation_create(organization=ready_org, actor=org_admin, email=email, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def removal_hook() -> Iterator[list[dict[str, object]]]:
+    """Registers a fake projects-app handler (3 projects, 5 keys, last used 2 hours ago) and records
+    each call; unregistered afterwards so no other test sees it."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    calls: list[dict[str, object]] = []
+
+    def handler(*, membership, actor):  # type: ignore[no-untyped-def]
+        calls.append(
+            {"membership": membership, "actor": actor, "in_transaction": connection.in_atomic_block,
+             "row_exists": type(membership).objects.filter(pk=membership.pk).exists()}
+        )
+
+    def impact(*, membership):  # type: ignore[no-untyped-def]
+        return hooks.RemovalImpact(
+            projects=3, api_keys=5, api_keys_last_used_at=timezone.now() - timedelta(hours=2)
+        )
+
+    hooks.register_member_removal(handler=handler, impact=impact)
+    yield calls
+    hooks._removal_handlers.remove(handler)
+    hooks._impact_providers.remove(impact)

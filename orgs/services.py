@@ -60,7 +60,12 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event; the client's IP comes from the request context when there is one."""
+    """Append one audit event; the client's IP comes from the request context when there is one.
+
+    before/after values that JSON cannot hold (datetimes, decimals) are stored as their text.
+    """
+    before = {key: _jsonable(value) for key, value in before.items()} if before is not None else None
+    after = {key: _jsonable(value) for key, value in after.items()} if after is not None else None
     return AuditEvent.objects.create(
         organization=organization,
         actor=actor,
@@ -324,7 +329,11 @@ def invitation_create(
 
 
 def _lock_invitation(invitation: Invitation) -> Invitation:
-    return Invitation.objects.select_for_update().select_related("organization", "invited_by").get(pk=invitation.pk)
+    return (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization", "invited_by")
+        .get(pk=invitation.pk)
+    )
 
 
 @transaction.atomic

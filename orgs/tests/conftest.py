@@ -47,14 +47,16 @@ def removal_hook() -> Iterator[list[dict[str, object]]]:
 
     def handler(*, membership, actor):  # type: ignore[no-untyped-def]
         calls.append(
-            {"membership": membership, "actor": actor, "in_transaction": connection.in_atomic_block,
-             "row_exists": type(membership).objects.filter(pk=membership.pk).exists()}
+            {
+                "membership": membership,
+                "actor": actor,
+                "in_transaction": connection.in_atomic_block,
+                "row_exists": type(membership).objects.filter(pk=membership.pk).exists(),
+            }
         )
 
     def impact(*, membership):  # type: ignore[no-untyped-def]
-        return hooks.RemovalImpact(
-            projects=3, api_keys=5, api_keys_last_used_at=timezone.now() - timedelta(hours=2)
-        )
+        return hooks.RemovalImpact(projects=3, api_keys=5, api_keys_last_used_at=timezone.now() - timedelta(hours=2))
 
     hooks.register_member_removal(handler=handler, impact=impact)
     yield calls

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
@@ -15,7 +17,14 @@ from django.utils.html import format_html
 from .exceptions import OrgError
 from .forms import VerificationRejectForm
 from .models import ContactSalesRequest, Invitation, Membership, Organization, VerificationRequest
-from .services import verification_approve, verification_reject
+from .services import (
+    ORGANIZATION_INFO_FIELDS,
+    ORGANIZATION_LIMIT_FIELDS,
+    organization_limits_update,
+    organization_update,
+    verification_approve,
+    verification_reject,
+)
 
 
 class MembershipInline(admin.TabularInline[Membership, Organization]):
@@ -30,8 +39,26 @@ class MembershipInline(admin.TabularInline[Membership, Organization]):
         return False
 
 
+class OrganizationAdminForm(forms.ModelForm[Organization]):
+    rate_tier_override = forms.ChoiceField(
+        required=False,
+        help_text="Pins the organization's rate tier; blank = follows cumulative top-ups.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = [*ORGANIZATION_INFO_FIELDS, *ORGANIZATION_LIMIT_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = [str(row["name"]) for row in settings.CONSOLE_RATE_TIERS]
+        field = cast(forms.ChoiceField, self.fields["rate_tier_override"])
+        field.choices = [("", "— follows top-ups —"), *((n, n) for n in names)]
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin[Organization]):
+    form = OrganizationAdminForm
     list_display = (
         "name", "public_id", "verification_tier", "verification_status",
         "projects_limit_override", "api_keys_limit_override", "rate_tier_override", "created_at",
@@ -57,6 +84,22 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
         ),
     )
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # organizations are created by their first administrator in the console
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        # Through the audited services, as if the organization's own admins changed it.
+        changed = form.changed_data
+        info = {field: form.cleaned_data[field] for field in ORGANIZATION_INFO_FIELDS if field in changed}
+        limits = {field: form.cleaned_data[field] for field in ORGANIZATION_LIMIT_FIELDS if field in changed}
+        try:
+            if info:
+                organization_update(organization=obj, actor=request.user, data=info)  # type: ignore[arg-type]
+            if limits:
+                organization_limits_update(organization=obj, actor=request.user, data=limits)  # type: ignore[arg-type]
+        except OrgError as error:
+            self.message_user(request, error.message, messages.ERROR)
 
 
 @admin.register(VerificationRequest)

@@ -124,7 +124,13 @@ class VerificationRequestForm(forms.Form):
         return document
 
     @classmethod
-    def initial_for(cls, organization: Any, user: Any) -> dict[str, Any]:
+    def initial_for(cls, organization: Any, user: Any, previous: Any = None) -> dict[str, Any]:
+        """A resubmission starts from the rejected request; a first one from the organization's information."""
+        if previous is not None:
+            fields = [name for name in cls.base_fields if name != "document"]
+            initial = {name: getattr(previous, name) for name in fields}
+            initial["country"] = previous.country.code
+            return initial
         return {
             "legal_name": organization.name,
             "registration_number": organization.tax_number,

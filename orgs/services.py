@@ -99,29 +99,55 @@ def organization_create(*, actor: User, name: str, registered_email: str) -> Org
     return organization
 
 
-@transaction.atomic
-def organization_update(*, organization: Organization, actor: User, data: dict[str, Any]) -> Organization:
-    """Update the organization's information; records the before/after of changed fields only."""
+def _organization_change(
+    *, organization: Organization, actor: User | None, data: dict[str, Any], fields: tuple[str, ...], action: str
+) -> Organization:
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
-    before = snapshot(organization, ORGANIZATION_INFO_FIELDS)
-    for field in ORGANIZATION_INFO_FIELDS:
+    before = snapshot(organization, fields)
+    for field in fields:
         if field in data:
             value = data[field]
             setattr(organization, field, value.strip() if isinstance(value, str) else value)
-    after = snapshot(organization, ORGANIZATION_INFO_FIELDS)
-    changed = [field for field in ORGANIZATION_INFO_FIELDS if before[field] != after[field]]
+    after = snapshot(organization, fields)
+    changed = [field for field in fields if before[field] != after[field]]
     if not changed:
         return organization
     organization.save(update_fields=[*changed, "updated_at"])
     audit_record(
         actor=actor,
         organization=organization,
-        action="organization.update",
+        action=action,
         target=organization,
         before={field: before[field] for field in changed},
         after={field: after[field] for field in changed},
     )
     return organization
+
+
+@transaction.atomic
+def organization_update(*, organization: Organization, actor: User, data: dict[str, Any]) -> Organization:
+    """Update the organization's information; records the before/after of changed fields only."""
+    return _organization_change(
+        organization=organization, actor=actor, data=data, fields=ORGANIZATION_INFO_FIELDS, action="organization.update"
+    )
+
+
+ORGANIZATION_LIMIT_FIELDS = ("projects_limit_override", "api_keys_limit_override", "rate_tier_override")
+
+
+@transaction.atomic
+def organization_limits_update(*, organization: Organization, actor: User, data: dict[str, Any]) -> Organization:
+    """Staff set the per-organization overrides agreed through Contact Sales (None/"" = the tier's limit)."""
+    tier_names = {str(row["name"]) for row in settings.CONSOLE_RATE_TIERS}
+    if data.get("rate_tier_override") and data["rate_tier_override"] not in tier_names:
+        raise OrgError(f"Choose one of the rate tiers: {', '.join(sorted(tier_names))}.", code="invalid_rate_tier")
+    return _organization_change(
+        organization=organization,
+        actor=actor,
+        data=data,
+        fields=ORGANIZATION_LIMIT_FIELDS,
+        action="organization.limits_update",
+    )
 
 
 def membership_touch(*, membership: Membership) -> None:

@@ -135,7 +135,10 @@ def organization_verification(request: AuthedHttpRequest, org_id: str) -> HttpRe
                 messages.success(request, "Verification request submitted. We will email you when it is reviewed.")
                 return redirect("orgs:verification", org_id=organization.public_id)
     else:
-        form = VerificationRequestForm(initial=VerificationRequestForm.initial_for(organization, request.user))
+        previous = verification_requests_for_organization(organization=organization).first()
+        form = VerificationRequestForm(
+            initial=VerificationRequestForm.initial_for(organization, request.user, previous=previous)
+        )
     can_submit = membership.is_admin and organization.verification_status in (
         VerificationStatus.NOT_VERIFIED,
         VerificationStatus.REJECTED,

@@ -176,6 +176,8 @@ def test_rejection_shows_the_reason_and_the_org_may_resubmit(client_as, org, dja
     page = client.get(_url(org)).content.decode()
     assert "Your last request was not approved:</strong> The registry extract is older than 3 months." in page
     assert "Submit again" in page
+    resubmit = client.get(_url(org)).content.decode()
+    assert 'value="HRB 12345"' in resubmit  # starts from the rejected request, not from scratch
     assert client.post(_url(org), _form()).status_code == 302
     assert VerificationRequest.objects.filter(status="pending").count() == 1
     history = client.get(_url(org)).content.decode()
@@ -233,10 +235,32 @@ def test_staff_reject_in_the_admin_asks_for_a_reason(staff_client, org, org_admi
     assert (request.status, request.rejection_reason) == ("rejected", "Document unreadable")
 
 
-def test_staff_see_and_edit_limit_overrides_in_the_admin(staff_client, org):
+def test_staff_edit_limit_overrides_in_the_admin_and_it_is_audited(staff_client, org):
     url = reverse("admin:orgs_organization_change", args=[org.pk])
     page = staff_client.get(url).content.decode()
     assert "projects_limit_override" in page and "api_keys_limit_override" in page
+    form = {
+        "name": org.name,
+        "registered_email": org.registered_email,
+        "legal_address": "",
+        "country": "",
+        "tax_number": "",
+        "website": "",
+        "projects_limit_override": "120",
+        "api_keys_limit_override": "",
+        "rate_tier_override": "Tier3",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    assert staff_client.post(url, {**form, "rate_tier_override": "Tier99"}).status_code == 200  # not a tier
+    org.refresh_from_db()
+    assert org.rate_tier_override == ""
+    assert staff_client.post(url, form).status_code == 302
+    org.refresh_from_db()
+    assert (org.projects_limit_override, org.api_keys_limit_override, org.rate_tier_override) == (120, None, "Tier3")
+    event = AuditEvent.objects.get(action="organization.limits_update")
+    assert event.after == {"projects_limit_override": 120, "rate_tier_override": "Tier3"}
+    assert event.actor.is_staff
     assert staff_client.get(reverse("admin:orgs_verificationrequest_changelist")).status_code == 200
     assert staff_client.get(reverse("admin:orgs_invitation_changelist")).status_code == 200
 

@@ -7,13 +7,17 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from orgs.invitations import SESSION_JOINED, pending_digest, remember_pending
+from orgs.selectors import invitation_by_digest
 
 
 class AccountAdapter(DefaultAccountAdapter):
     def _invitation_redirect(self, request: HttpRequest) -> str | None:
         # Someone who came through an invitation link goes back to it after logging in or
         # signing up: the invitation page then shows the organization they joined, or why not.
-        if pending_digest(request.session) or request.session.get(SESSION_JOINED):
+        if request.session.get(SESSION_JOINED):
+            return reverse("orgs:invitation")
+        digest = pending_digest(request.session)
+        if digest and invitation_by_digest(digest=digest) is not None:
             return reverse("orgs:invitation")
         return None
 

@@ -23,9 +23,9 @@ def email_send(
     context = {"site_url": settings.CONSOLE_SITE_URL.rstrip("/"), "subject": subject, **context}
     text = render_to_string(f"emails/{template}.txt", context)
     html = render_to_string(f"emails/{template}.html", context)
-    message = EmailMultiAlternatives(
-        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}", body=text, to=to, reply_to=reply_to
-    )
+    # A header cannot hold a line break (an organization name could carry one).
+    subject = " ".join(f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}".split())
+    message = EmailMultiAlternatives(subject=subject, body=text, to=to, reply_to=reply_to)
     message.attach_alternative(html, "text/html")
 
     def send() -> None:

@@ -20,7 +20,7 @@ from orgs.exceptions import InvitationInvalid, OrgError
 from orgs.invitations import invitation_token_digest
 from orgs.models import AuditEvent, Invitation, Membership, Organization, Role, VerificationStatus
 from orgs.services import invitation_accept, invitation_create, invitation_resend, invitation_revoke
-from orgs.tests.factories import MembershipFactory
+from orgs.tests.factories import READY_TO_INVITE, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -266,15 +266,10 @@ def test_resend_and_revoke_role_matrix(client_as, invite, ready_org, action, rol
 
 
 def test_invitation_of_another_org_is_404(client_as, ready_org, outsider):
-    from orgs.tests.factories import OrganizationFactory
-
     other = Membership.objects.get(user=outsider).organization
-    Organization.objects.filter(pk=other.pk).update(
-        legal_address="x", country="FR", tax_number="1", verification_status=VerificationStatus.VERIFIED
-    )
-    other.refresh_from_db()
+    Organization.objects.filter(pk=other.pk).update(**READY_TO_INVITE)
     foreign = invitation_create(organization=other, actor=outsider, email="z@example.com", role=Role.MEMBER)
-    assert OrganizationFactory  # the foreign invitation id, used under our org's URL:
+    # the foreign invitation's id, used under our organization's URL:
     url = reverse("orgs:invitation_revoke", args=[ready_org.public_id, foreign.invitation.pk])
     assert client_as("admin").post(url).status_code == 404
     assert Invitation.objects.get().revoked_at is None
@@ -538,3 +533,12 @@ def test_tokens_never_reach_the_logs(client, invite, caplog):
     assert "/invite/inv_[redacted]" in logged
     assert issued.token not in logged
     assert issued.token[4:] not in logged
+
+
+def test_a_stale_pending_invitation_does_not_hijack_a_normal_login(client, invite, org_admin):
+    issued = invite("ana@example.com")
+    _open(client, issued)
+    invitation_revoke(invitation=issued.invitation, actor=org_admin)
+    UserFactory(email="ana@example.com")
+    response = client.post(reverse("account_login"), {"login": "ana@example.com", "password": TEST_PASSWORD})
+    assert response["Location"] == reverse("home")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from console.tests.factories import TEST_PASSWORD, UserFactory
-from orgs.models import Invitation, Membership, Role, VerificationStatus, VerificationTier
+from orgs.models import Invitation, Membership, Role
 from orgs.services import invitation_create
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
 
@@ -19,14 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _verified_org_with_admin():
-    org = OrganizationFactory(
-        name="Globex Research",
-        legal_address="1 Main St",
-        country="DE",
-        tax_number="DE123",
-        verification_tier=VerificationTier.ENTERPRISE,
-        verification_status=VerificationStatus.VERIFIED,
-    )
+    org = OrganizationFactory(name="Globex Research", ready_to_invite=True)
     admin = UserFactory(email="admin@globex.test", name="Hank Scorpio")
     MembershipFactory(organization=org, user=admin, role=Role.ADMIN)
     return org, admin

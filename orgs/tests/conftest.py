@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -30,9 +30,9 @@ def invite(ready_org: Organization, org_admin) -> Callable[..., IssuedInvitation
 
 
 @pytest.fixture
-def removal_hook() -> Iterator[list[dict[str, object]]]:
-    """Registers a fake projects-app handler (3 projects, 5 keys, last used 2 hours ago) and records
-    each call; unregistered afterwards so no other test sees it."""
+def removal_hook(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Stands in for the projects app's handler (3 projects, 5 keys, last used 2 hours ago) and
+    records each call; whatever is really registered is set aside for the test."""
     from datetime import timedelta
 
     from django.db import connection
@@ -53,7 +53,6 @@ def removal_hook() -> Iterator[list[dict[str, object]]]:
     def impact(*, membership):  # type: ignore[no-untyped-def]
         return hooks.RemovalImpact(projects=3, api_keys=5, api_keys_last_used_at=timezone.now() - timedelta(hours=2))
 
-    hooks.register_member_removal(handler=handler, impact=impact)
-    yield calls
-    hooks._removal_handlers.remove(handler)
-    hooks._impact_providers.remove(impact)
+    monkeypatch.setattr(hooks, "_removal_handlers", [handler])
+    monkeypatch.setattr(hooks, "_impact_providers", [impact])
+    return calls

@@ -128,18 +128,15 @@ def test_accept_creates_the_membership_with_the_invited_role(invite, ready_org):
     assert AuditEvent.objects.get(action="invitation.accept").actor == ana
 
 
-def test_accept_runs_the_invitation_hook_inside_the_transaction(invite):
+def test_accept_runs_the_invitation_hook_inside_the_transaction(invite, monkeypatch):
     calls = []
 
     def handler(*, invitation, membership):
         calls.append((invitation.project_grants, membership.pk, connection.in_atomic_block))
 
-    hooks.register_invitation_accepted(handler)
-    try:
-        issued = invite(project_grants=[{"project_id": "proj_x", "role": 10}])
-        membership = _accept(issued, UserFactory(email="ana@example.com"))
-    finally:
-        hooks._invitation_accepted_handlers.remove(handler)
+    monkeypatch.setattr(hooks, "_invitation_accepted_handlers", [handler])
+    issued = invite(project_grants=[{"project_id": "proj_x", "role": 10}])
+    membership = _accept(issued, UserFactory(email="ana@example.com"))
     assert calls == [([{"project_id": "proj_x", "role": 10}], membership.pk, True)]
 
 

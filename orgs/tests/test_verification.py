@@ -291,12 +291,10 @@ def test_document_of_another_org_is_404(client_as, org, outsider):
     assert response.status_code == 404
 
 
-def test_limits_table_shows_usage_and_allowance(client_as, org):
-    hooks.register_usage_counter("projects", lambda organization: 20)
-    try:
-        page = client_as("member").get(_url(org)).content.decode()
-    finally:
-        hooks._usage_counters.pop("projects")
+def test_limits_table_shows_usage_and_allowance(client_as, org, monkeypatch):
+    monkeypatch.setattr(hooks, "_usage_counters", {"projects": lambda organization: 20})
+    page = client_as("member").get(_url(org)).content.decode()
+    monkeypatch.setattr(hooks, "_usage_counters", {})
     text = " ".join(page.split())
     assert '<td>Projects</td> <td class="num">20</td> <td class="num">20</td>' in text
     assert "Limit reached" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,6 +88,24 @@ def client_as(org: Organization) -> Callable[[str], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def reauthenticate() -> Callable[[Client], Client]:
+    """reauthenticate(client): as if the client's user just re-entered their password (allauth's
+    reauthentication_required then lets sensitive changes through)."""
+
+    def mark(client: Client) -> Client:
+        user = client.user  # type: ignore[attr-defined]
+        session = client.session
+        session["account_authentication_methods"] = [
+            {"method": "password", "at": time.time(), "reauthenticated": True}
+        ]
+        session["account_authentication_methods_user"] = str(user.pk)
+        session.save()
+        return client
+
+    return mark
 
 
 @pytest.fixture

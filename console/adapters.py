@@ -8,8 +8,12 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django.contrib.sites.shortcuts import get_current_site
+from django.http import HttpRequest
+from django.urls import reverse
 
 from console.services import email_enqueue_message
+from orgs.invitations import SESSION_JOINED, pending_digest, remember_pending
+from orgs.selectors import invitation_by_digest
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -23,3 +27,27 @@ class AccountAdapter(DefaultAccountAdapter):
         ctx = {"request": request, "email": email, "current_site": get_current_site(request), **context}
         message = self.render_mail(template_prefix, email, ctx)
         email_enqueue_message(message=message, unique_key=f"allauth:{template_prefix}:{secrets.token_hex(12)}")
+
+    def _invitation_redirect(self, request: HttpRequest) -> str | None:
+        # Someone who came through an invitation link goes back to it after logging in or
+        # signing up: the invitation page then shows the organization they joined, or why not.
+        if request.session.get(SESSION_JOINED):
+            return reverse("orgs:invitation")
+        digest = pending_digest(request.session)
+        if digest and invitation_by_digest(digest=digest) is not None:
+            return reverse("orgs:invitation")
+        return None
+
+    def get_login_redirect_url(self, request: HttpRequest) -> str:
+        return self._invitation_redirect(request) or super().get_login_redirect_url(request)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        return self._invitation_redirect(request) or super().get_signup_redirect_url(request)
+
+    def logout(self, request: HttpRequest) -> None:
+        # "Signed in with the wrong account" → sign out → sign in with the invited address:
+        # the pending invitation survives the session flush so the visitor need not find the link again.
+        digest = pending_digest(request.session)
+        super().logout(request)
+        if digest:
+            remember_pending(request.session, digest)

@@ -8,7 +8,7 @@ from allauth.account.models import EmailAddress
 from django.db import transaction
 
 from console.models import User
-from orgs.models import Membership, Organization, Role
+from orgs.models import Membership, Organization, Role, VerificationStatus, VerificationTier
 from orgs.services import organization_create
 
 DEMO_EMAIL = "demo@example.com"
@@ -47,6 +47,9 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> Demo
         country="DE",
         tax_number="DE123456789",
         website="https://acme.example.com",
+        # Verified, so inviting members works on `make run` without a staff review first.
+        verification_tier=VerificationTier.ENTERPRISE,
+        verification_status=VerificationStatus.VERIFIED,
     )
     organization.refresh_from_db()
     return DemoResult(user=user, organization=organization, created=created)

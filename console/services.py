@@ -143,7 +143,12 @@ def email_enqueue_message(*, message: EmailMessage, unique_key: str) -> OutboxEm
     return email_enqueue(
         to=list(message.to),
         template=PRERENDERED,
-        context={"subject": str(message.subject), "text": text, "html": html},
+        context={
+            "subject": str(message.subject),
+            "text": text,
+            "html": html,
+            **({"reply_to": list(message.reply_to)} if message.reply_to else {}),
+        },
         unique_key=unique_key,
         sensitive=("text", "html"),
     )
@@ -162,6 +167,7 @@ def _message(email: OutboxEmail) -> EmailMultiAlternatives:
         subject=subject,
         body=text,
         to=email.to,
+        reply_to=email.context.get("reply_to") or None,
         headers={
             # One Message-ID per row: should a send ever be repeated (a crash between the SMTP
             # server's "250" and our commit), mail systems can tell it is the same message.

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class OrgsConfig(AppConfig):
     name = "orgs"
     verbose_name = "Organizations"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401 -- connects allauth's login signal

@@ -3,8 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField  # type: ignore[attr-defined]
+
+from .documents import document_problem
+from .models import InvitationStatus, Role, SalesNeed
 
 
 def _clean_name(value: str) -> str:
@@ -65,3 +70,92 @@ class OrganizationInformationForm(forms.Form):
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False)
     actor = forms.IntegerField(required=False)
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text="The link works only for this address.",
+        widget=forms.EmailInput(attrs={"placeholder": "name@company.com", "autocomplete": "off"}),
+    )
+    role = forms.TypedChoiceField(label="Organization role", choices=Role.choices, coerce=int, initial=Role.MEMBER)
+    valid_days = forms.IntegerField(
+        label="Link valid for (days)",
+        min_value=1,
+        max_value=30,
+        help_text="1 to 30 days.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["valid_days"].initial = settings.CONSOLE_INVITATION_DAYS
+
+
+class InvitationFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "All"), *InvitationStatus.choices], required=False)
+
+
+class RoleChangeForm(forms.Form):
+    role = forms.TypedChoiceField(label="Role", choices=Role.choices, coerce=int)
+
+
+class VerificationRequestForm(forms.Form):
+    legal_name = forms.CharField(label="Legal name", max_length=200)
+    registration_number = forms.CharField(
+        label="Registration number", max_length=50, help_text="Company or tax registration number."
+    )
+    country = LazyTypedChoiceField(label="Country", choices=[("", "—"), *countries])
+    address = forms.CharField(label="Registered address", max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+    contact_name = forms.CharField(label="Contact person", max_length=150)
+    contact_email = forms.EmailField(label="Contact email", max_length=254)
+    contact_phone = forms.CharField(label="Contact phone", max_length=40, required=False)
+    document = forms.FileField(
+        label="Supporting document",
+        help_text="Certificate of incorporation or a registry extract: PDF, PNG or JPEG, at most 10 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"}),
+    )
+
+    def clean_document(self) -> UploadedFile:
+        document: UploadedFile = self.cleaned_data["document"]
+        problem = document_problem(document)
+        if problem:
+            raise forms.ValidationError(problem)
+        return document
+
+    @classmethod
+    def initial_for(cls, organization: Any, user: Any, previous: Any = None) -> dict[str, Any]:
+        """A resubmission starts from the rejected request; a first one from the organization's information."""
+        if previous is not None:
+            fields = [name for name in cls.base_fields if name != "document"]
+            initial = {name: getattr(previous, name) for name in fields}
+            initial["country"] = previous.country.code
+            return initial
+        return {
+            "legal_name": organization.name,
+            "registration_number": organization.tax_number,
+            "country": organization.country.code if organization.country else "",
+            "address": organization.legal_address,
+            "contact_name": user.name,
+            "contact_email": user.email,
+        }
+
+
+class VerificationRejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (sent to the organization)", max_length=1000, widget=forms.Textarea(attrs={"rows": 4})
+    )
+
+
+class ContactSalesForm(forms.Form):
+    name = forms.CharField(label="Your name", max_length=150)
+    email = forms.EmailField(label="Email", max_length=254)
+    company = forms.CharField(label="Company", max_length=200)
+    need = forms.ChoiceField(label="What do you need?", choices=SalesNeed.choices)
+    message = forms.CharField(
+        label="Message",
+        max_length=5000,
+        widget=forms.Textarea(
+            attrs={"rows": 5, "placeholder": "How many projects or keys, expected traffic, timeline…"}
+        ),
+    )

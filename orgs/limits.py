@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
+from django.urls import reverse
 
 from .models import Organization
 
@@ -34,6 +35,12 @@ class LimitDecision:
             f"Your organization has reached its limit of {self.limit} {label}. "
             "Contact Sales to raise it."
         )
+
+
+def contact_sales_url(organization: Organization, need: str = "") -> str:
+    """The Contact Sales form with the need preselected ("projects", "api_keys", "rate_limits", "other")."""
+    url = reverse("orgs:contact_sales", args=[organization.public_id])
+    return f"{url}?need={need}" if need else url
 
 
 def organization_limit(organization: Organization, resource: Resource) -> int:

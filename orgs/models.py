@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 import string
+from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django_countries.fields import CountryField
 
 ORG_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -136,3 +139,150 @@ class AuditEvent(models.Model):
         after = self.after or {}
         keys = sorted(set(before) | set(after))
         return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(models.Model):
+    """A dedicated, single-use link for one person. Only the token's SHA-256 digest is stored."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False)
+    valid_days = models.PositiveSmallIntegerField(default=7)
+    # Projects the invitee joins on acceptance: [{"project_id": "proj_…", "role": 10}], applied by
+    # the projects app through orgs.hooks (orgs only stores them).
+    project_grants = models.JSONField(default=list, blank=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField()
+    send_count = models.PositiveSmallIntegerField(default=1)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} to {self.organization.public_id}"
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return InvitationStatus.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationStatus.REVOKED
+        if self.expires_at <= timezone.now():
+            return InvitationStatus.EXPIRED
+        return InvitationStatus.PENDING
+
+    def get_status_display(self) -> str:
+        return InvitationStatus(self.status).label
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == InvitationStatus.PENDING
+
+
+class VerificationRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+def verification_document_path(instance: VerificationRequest, filename: str) -> str:
+    # A random name: the uploader's file name never reaches the file system. The extension
+    # comes from the checked content type (set on the instance before saving).
+    suffix = PurePath(filename).suffix.lower()
+    return f"verification/{secrets.token_hex(16)}{suffix}"
+
+
+class VerificationRequest(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="verification_requests"
+    )
+    status = models.CharField(
+        max_length=20, choices=VerificationRequestStatus.choices, default=VerificationRequestStatus.PENDING
+    )
+    legal_name = models.CharField(max_length=200)
+    registration_number = models.CharField(max_length=50)
+    country = CountryField()
+    address = models.TextField(max_length=500)
+    contact_name = models.CharField(max_length=150)
+    contact_email = models.EmailField(max_length=254)
+    contact_phone = models.CharField(max_length=40, blank=True)
+    document = models.FileField(upload_to=verification_document_path, max_length=200)
+    document_name = models.CharField("original file name", max_length=200)
+    document_content_type = models.CharField(max_length=50)
+    document_size = models.PositiveIntegerField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(status="pending"),
+                name="verification_one_open_request_per_org",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Verification of {self.legal_name} ({self.organization.public_id}), {self.get_status_display()}"
+
+
+class SalesNeed(models.TextChoices):
+    PROJECTS = "projects", "More projects"
+    API_KEYS = "api_keys", "More API keys"
+    RATE_LIMITS = "rate_limits", "Higher rate limits"
+    OTHER = "other", "Something else"
+
+
+class ContactSalesRequest(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="contact_sales_requests"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=150)
+    email = models.EmailField(max_length=254)
+    company = models.CharField(max_length=200)
+    need = models.CharField(max_length=20, choices=SalesNeed.choices)
+    message = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    staff_notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+        verbose_name = "Contact Sales request"
+
+    def __str__(self) -> str:
+        return f"{self.get_need_display()} for {self.company} ({self.email})"

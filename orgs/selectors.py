@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet
+from dataclasses import dataclass
+
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
 
 from console.models import User
 
-from .models import AuditEvent, Membership, Organization
+from .hooks import resource_usage
+from .limits import RESOURCE_LABELS, Resource, contact_sales_url, organization_limit
+from .models import (
+    AuditEvent,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    Role,
+    VerificationRequest,
+    VerificationStatus,
+)
 
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
@@ -40,3 +57,115 @@ def audit_filter_choices(*, organization: Organization) -> tuple[list[str], list
         .distinct()
     )
     return actions, actors
+
+
+def admin_count(*, organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role__gte=Role.ADMIN).count()
+
+
+def members_for_organization(*, organization: Organization) -> QuerySet[Membership]:
+    """Members with their user, and whether they protect their login with a second factor."""
+    second_factor = Authenticator.objects.filter(
+        user=OuterRef("user"), type__in=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
+    )
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .annotate(mfa_enabled=Exists(second_factor))
+        .order_by("-role", "user__name", "user__email")
+    )
+
+
+def _invitation_status_filter(status: str) -> Q:
+    now = timezone.now()
+    open_ = Q(accepted_at=None, revoked_at=None)
+    filters: dict[str, Q] = {
+        InvitationStatus.PENDING: open_ & Q(expires_at__gt=now),
+        InvitationStatus.EXPIRED: open_ & Q(expires_at__lte=now),
+        InvitationStatus.ACCEPTED: Q(accepted_at__isnull=False),
+        InvitationStatus.REVOKED: Q(accepted_at=None, revoked_at__isnull=False),
+    }
+    return filters.get(status, Q())
+
+
+def invitations_for_organization(*, organization: Organization, status: str = "") -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(organization=organization)
+        .filter(_invitation_status_filter(status))
+        .select_related("invited_by", "accepted_by")
+    )
+
+
+def invitation_by_digest(*, digest: str) -> Invitation | None:
+    """The invitation behind a link, if it can still be accepted; None looks the same for every other case."""
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by").filter(digest=digest).first()
+    )
+    if invitation is None or not invitation.is_pending:
+        return None
+    return invitation
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Something that must be done before members can be invited, with where to do it."""
+
+    message: str
+    url: str
+    link_label: str
+
+
+def invite_blockers(*, organization: Organization) -> list[Blocker]:
+    blockers = []
+    if not organization.information_complete:
+        missing = ", ".join(organization.missing_information) or "required fields"
+        blockers.append(
+            Blocker(
+                message=f"Complete the organization information (missing: {missing}).",
+                url=reverse("orgs:information", args=[organization.public_id]),
+                link_label="Complete information",
+            )
+        )
+    verified = organization.verification_status == VerificationStatus.VERIFIED
+    if settings.CONSOLE_INVITES_REQUIRE_VERIFICATION and not verified:
+        status = organization.get_verification_status_display().lower()
+        blockers.append(
+            Blocker(
+                message=f"Complete enterprise verification (status: {status}).",
+                url=reverse("orgs:verification", args=[organization.public_id]),
+                link_label="Go to verification",
+            )
+        )
+    return blockers
+
+
+def verification_requests_for_organization(*, organization: Organization) -> QuerySet[VerificationRequest]:
+    return VerificationRequest.objects.filter(organization=organization).select_related("submitted_by")
+
+
+@dataclass(frozen=True)
+class LimitUsage:
+    resource: str
+    label: str
+    used: int
+    limit: int
+    contact_url: str
+
+    @property
+    def reached(self) -> bool:
+        return self.used >= self.limit
+
+
+def limits_usage(*, organization: Organization) -> list[LimitUsage]:
+    """Tier-limited resources: how many are used (counted by their owning app) and allowed."""
+    resources: list[Resource] = ["projects", "api_keys"]
+    return [
+        LimitUsage(
+            resource=resource,
+            label=RESOURCE_LABELS[resource],
+            used=resource_usage(organization=organization, resource=resource),
+            limit=organization_limit(organization, resource),
+            contact_url=contact_sales_url(organization, resource),
+        )
+        for resource in resources
+    ]

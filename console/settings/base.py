@@ -246,3 +246,7 @@ CONSOLE_RATE_TIERS = [
     {"name": "Tier4", "min_topup": Decimal("1000"), "concurrency": 400, "rpm": 5000, "tpm": 4_000_000, "tpd": None},
     {"name": "Tier5", "min_topup": Decimal("3000"), "concurrency": 1000, "rpm": 10000, "tpm": 5_000_000, "tpd": None},
 ]
+# Enterprise verification documents: PDF, PNG or JPEG (checked by content), at most this size.
+CONSOLE_VERIFICATION_MAX_BYTES = env.int("CONSOLE_VERIFICATION_MAX_BYTES", default=10 * 1024 * 1024)
+# Contact Sales submissions allowed per user in a rolling hour.
+CONSOLE_CONTACT_SALES_PER_HOUR = env.int("CONSOLE_CONTACT_SALES_PER_HOUR", default=5)

@@ -167,7 +167,7 @@ def test_outsider_cannot_post_information(client_as, org):
 
 def test_get_only_urls_refuse_post_with_405(client_as, org):
     client = client_as("admin")
-    for name in ("orgs:overview", "orgs:verification", "orgs:audit_log"):
+    for name in ("orgs:overview", "orgs:audit_log", "orgs:members", "orgs:contact_sales_done"):
         assert client.post(reverse(name, args=[org.public_id])).status_code == 405
 
 

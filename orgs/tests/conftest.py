@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from orgs import hooks
+from orgs.models import Organization
+from orgs.services import IssuedInvitation, invitation_create
+from orgs.tests.factories import READY_TO_INVITE
+
+
+@pytest.fixture
+def ready_org(org: Organization) -> Organization:
+    """`org` with complete information and Enterprise Verified: its admins may invite."""
+    Organization.objects.filter(pk=org.pk).update(**READY_TO_INVITE)
+    org.refresh_from_db()
+    return org
+
+
+@pytest.fixture
+def invite(ready_org: Organization, org_admin) -> Callable[..., IssuedInvitation]:  # type: ignore[no-untyped-def]
+    """invite("ana@example.com", role=Role.MEMBER, valid_days=None) by the org's admin."""
+
+    def make(email: str = "ana@example.com", **kwargs: object) -> IssuedInvitation:
+        kwargs.setdefault("role", 10)
+        return invitation_create(organization=ready_org, actor=org_admin, email=email, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def removal_hook(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Stands in for the projects app's handler (3 projects, 5 keys, last used 2 hours ago) and
+    records each call; whatever is really registered is set aside for the test."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    calls: list[dict[str, object]] = []
+
+    def handler(*, membership, actor):  # type: ignore[no-untyped-def]
+        calls.append(
+            {
+                "membership": membership,
+                "actor": actor,
+                "in_transaction": connection.in_atomic_block,
+                "row_exists": type(membership).objects.filter(pk=membership.pk).exists(),
+            }
+        )
+
+    def impact(*, membership):  # type: ignore[no-untyped-def]
+        return hooks.RemovalImpact(projects=3, api_keys=5, api_keys_last_used_at=timezone.now() - timedelta(hours=2))
+
+    monkeypatch.setattr(hooks, "_removal_handlers", [handler])
+    monkeypatch.setattr(hooks, "_impact_providers", [impact])
+    return calls

@@ -1,0 +1,111 @@
+"""The invitation journey in real Chromium: an admin invites, the invitee signs up through the link."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from playwright.sync_api import Browser, Page, expect
+
+from console.tests.factories import TEST_PASSWORD, UserFactory
+from orgs.models import Invitation, Membership, Role
+from orgs.services import invitation_create
+from orgs.tests.factories import MembershipFactory, OrganizationFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _verified_org_with_admin():
+    org = OrganizationFactory(name="Globex Research", ready_to_invite=True)
+    admin = UserFactory(email="admin@globex.test", name="Hank Scorpio")
+    MembershipFactory(organization=org, user=admin, role=Role.ADMIN)
+    return org, admin
+
+
+def _log_in(page: Page, base: str, email: str) -> None:
+    page.goto(base + "/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password:").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+
+
+def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Page, browser: Browser, artifacts_dir):
+    org, admin = _verified_org_with_admin()
+    base = live_server.url
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+
+    _log_in(page, base, admin.email)
+    page.get_by_role("link", name="Members").click()
+    expect(page.get_by_role("heading", name="Members", exact=True)).to_be_visible()
+    page.get_by_label("Email address").fill("newbie@example.com")
+    page.get_by_label("Link valid for (days)").fill("5")
+    page.get_by_role("button", name="Send invitation").click()
+    link_field = page.get_by_label("Invitation link")
+    expect(link_field).to_have_value(re.compile(r"/invite/inv_[A-Za-z0-9_\-]{43}/$"))
+    expect(page.get_by_role("status").filter(has_text="Invitation for newbie@example.com created")).to_be_visible()
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == link_field.input_value()
+    expect(page.locator("#invitation-list").get_by_role("cell", name="newbie@example.com", exact=True)).to_be_visible()
+    page.screenshot(path=artifacts_dir / "01-admin-invited.png", full_page=True)
+    assert link.replace(base, "") in mail.outbox[-1].body  # the same link went out by email
+
+    invitee = browser.new_context()
+    try:
+        other = invitee.new_page()
+        other.set_default_timeout(10_000)
+        other.goto(link)
+        expect(other.get_by_role("heading", name="Join Globex Research")).to_be_visible()
+        expect(other.get_by_text("Hank Scorpio")).to_be_visible()
+        assert "inv_" not in other.url  # the token left the address bar
+        other.screenshot(path=artifacts_dir / "02-invitation-page.png", full_page=True)
+
+        other.get_by_role("link", name="Create account").click()
+        expect(other.get_by_label("Email")).to_have_value("newbie@example.com")
+        other.get_by_label("Password:", exact=True).fill("a-long-Pass-phrase-42")
+        other.get_by_label("Password (again):").fill("a-long-Pass-phrase-42")
+        other.screenshot(path=artifacts_dir / "03-signup-prefilled.png", full_page=True)
+        other.get_by_role("button", name="Sign Up").click()
+        expect(other.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
+        assert not Membership.objects.filter(user__email="newbie@example.com").exists()
+
+        confirm = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+        other.goto(confirm.replace("http://testserver", base))
+        other.get_by_role("button", name="Confirm").click()
+        expect(other.get_by_role("heading", name="Globex Research")).to_be_visible()
+        expect(other.get_by_role("status").filter(has_text="Welcome to Globex Research!")).to_be_visible()
+        expect(other.locator(".page-header .badge")).to_have_text("General Member")
+        nav = other.get_by_role("navigation", name="Organization")
+        expect(nav.get_by_role("link", name="Billing")).to_have_count(0)
+        expect(nav.get_by_role("link", name="Audit log")).to_have_count(0)
+        other.screenshot(path=artifacts_dir / "04-joined-as-member.png", full_page=True)
+
+        nav.get_by_role("link", name="Members").click()
+        expect(other.get_by_text("Read only")).to_be_visible()
+        expect(other.locator("#member-list").get_by_text("admin@globex.test")).to_be_visible()
+        expect(other.get_by_role("button", name="Change role")).to_have_count(0)
+        other.screenshot(path=artifacts_dir / "05-members-read-only.png", full_page=True)
+        assert Membership.objects.get(user__email="newbie@example.com").role == Role.MEMBER
+
+        expired = invitation_create(organization=org, actor=admin, email="late@example.com", role=Role.MEMBER)
+        Invitation.objects.filter(pk=expired.invitation.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+        other.goto(base + expired.path)
+        expect(other.get_by_role("heading", name="Invitation not valid")).to_be_visible()
+        expect(
+            other.get_by_text("This invitation link is no longer valid — ask your administrator for a new one.")
+        ).to_be_visible()
+        other.screenshot(path=artifacts_dir / "06-expired-link.png", full_page=True)
+
+        other.goto(link)  # used: the same neutral page
+        expect(other.get_by_role("heading", name="Invitation not valid")).to_be_visible()
+    finally:
+        invitee.close()
+
+    page.reload()
+    row = page.locator("#invitation-list tbody tr").filter(has_text="newbie@example.com")
+    expect(row.locator(".badge")).to_have_text("Accepted")
+    page.screenshot(path=artifacts_dir / "07-admin-sees-accepted.png", full_page=True)

@@ -71,7 +71,7 @@ def _lock_organization(organization_id: int) -> Organization:
 
 
 def _locked_project(project: Project) -> Project:
-    return Project.objects.select_for_update().select_related("organization").get(pk=project.pk)
+    return Project.objects.select_for_update(of=("self",)).select_related("organization").get(pk=project.pk)
 
 
 def _require_org_admin(*, actor: User, organization_id: int) -> None:
@@ -337,7 +337,10 @@ def project_member_change_role(*, project_membership: ProjectMembership, actor: 
     if role not in ProjectRole.values:
         raise ProjectError("Choose a project role.")
     locked = (
-        ProjectMembership.objects.select_for_update().select_related("user").filter(pk=project_membership.pk).first()
+        ProjectMembership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(pk=project_membership.pk)
+        .first()
     )
     if locked is None:
         raise ProjectError("This member is no longer in the project.")
@@ -386,7 +389,7 @@ def project_member_remove(*, project_membership: ProjectMembership, actor: User)
     project = project_membership.project
     _require_project_role(actor=actor, project=project, min_role=ProjectRole.ADMIN)
     locked = (
-        ProjectMembership.objects.select_for_update()
+        ProjectMembership.objects.select_for_update(of=("self",))
         .select_related("user", "project__organization")
         .filter(pk=project_membership.pk)
         .first()
@@ -506,18 +509,19 @@ def api_key_roll(
 def organization_member_removed(*, membership: Membership, actor: User | None) -> None:
     """orgs hook, inside the org removal's transaction: revoke every key the member created in any
     project of the organization and delete their project memberships, with audit events."""
-    _revoke_keys(
-        keys=APIKey.objects.filter(organization_id=membership.organization_id, created_by_id=membership.user_id),
-        actor=actor,
-        reason=RevocationReason.MEMBER_REMOVED,
-    )
-    project_memberships = (
+    project_memberships = list(
         ProjectMembership.objects.select_for_update(of=("self",))
         .select_related("user", "project__organization")
         .filter(user_id=membership.user_id, project__organization_id=membership.organization_id)
     )
     for project_membership in project_memberships:
         _remove_from_project(project_membership=project_membership, actor=actor)
+    # Keys made in projects they were never a member of (as an org admin) die as well.
+    _revoke_keys(
+        keys=APIKey.objects.filter(organization_id=membership.organization_id, created_by_id=membership.user_id),
+        actor=actor,
+        reason=RevocationReason.MEMBER_REMOVED,
+    )
 
 
 def organization_member_removal_impact(*, membership: Membership) -> RemovalImpact:

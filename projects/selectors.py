@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from console.models import User
-from orgs.models import Membership, Organization
+from orgs.models import Organization
 
 from .models import APIKey, Project, ProjectMembership
 
@@ -62,13 +62,12 @@ def project_members(*, project: Project) -> QuerySet[ProjectMembership]:
     )
 
 
-def addable_org_members(*, project: Project) -> QuerySet[Membership]:
-    """Organization members who are not in the project yet."""
+def addable_org_members(*, project: Project) -> QuerySet[User]:
+    """Organization members who are not in the project yet (the "Add member" choices)."""
     return (
-        Membership.objects.filter(organization_id=project.organization_id)
-        .exclude(user__project_memberships__project=project)
-        .select_related("user")
-        .order_by("user__email")
+        User.objects.filter(memberships__organization_id=project.organization_id)
+        .exclude(project_memberships__project=project)
+        .order_by("email")
     )
 
 

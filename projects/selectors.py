@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from console.models import User
+from orgs.limits import LimitDecision, limit_check
 from orgs.models import Organization
 
 from .models import APIKey, Project, ProjectMembership
@@ -34,6 +35,17 @@ def active_project_count(*, organization: Organization) -> int:
 def limited_api_key_count(*, organization: Organization) -> int:
     """Keys that count against the org's tier limit (unrevoked, unexpired, not being rolled away)."""
     return APIKey.objects.filter(organization=organization).counted_for_limit().count()
+
+
+def project_limit(*, organization: Organization) -> LimitDecision:
+    """May one more active project be created (or restored)? Count under the org lock when it matters."""
+    used = active_project_count(organization=organization)
+    return limit_check(organization=organization, resource="projects", used=used)
+
+
+def api_key_limit(*, organization: Organization) -> LimitDecision:
+    used = limited_api_key_count(organization=organization)
+    return limit_check(organization=organization, resource="api_keys", used=used)
 
 
 def archived_project_count(*, organization: Organization) -> int:

@@ -21,14 +21,14 @@ from django.utils import timezone
 
 from console.models import User
 from orgs.hooks import RemovalImpact
-from orgs.limits import LimitDecision, limit_check
+from orgs.limits import LimitDecision
 from orgs.models import Membership, Organization, Role
 from orgs.services import audit_record, snapshot
 
 from .keys import generate_raw_key, key_digest, key_hint
 from .models import APIKey, Project, ProjectMembership, ProjectRole, RevocationReason
 from .permissions import effective_project_role
-from .selectors import active_project_count, limited_api_key_count
+from .selectors import api_key_limit, project_limit
 
 CENTS = Decimal("0.01")
 MAX_NOTIFY_THRESHOLDS = 10
@@ -104,6 +104,24 @@ def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
+def _save_changed(
+    *, project: Project, actor: User, action: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Save the fields whose snapshot changed and audit only those; no change, no write, no event."""
+    changed = [name for name in after if before[name] != after[name]]
+    if not changed:
+        return
+    project.save(update_fields=[*changed, "updated_at"])
+    audit_record(
+        actor=actor,
+        organization=project.organization,
+        action=action,
+        target=project,
+        before={name: before[name] for name in changed},
+        after={name: after[name] for name in changed},
+    )
+
+
 def _limits_snapshot(project: Project) -> dict[str, Any]:
     # snapshot() would turn the threshold lists into strings; keep them as JSON lists.
     return {
@@ -154,9 +172,7 @@ def project_create(*, organization: Organization, actor: User, name: str, descri
     """Create a project (org admins only) within the tier's project limit; the creator becomes its admin."""
     organization = _lock_organization(organization.pk)
     _require_org_admin(actor=actor, organization_id=organization.pk)
-    decision = limit_check(
-        organization=organization, resource="projects", used=active_project_count(organization=organization)
-    )
+    decision = project_limit(organization=organization)
     if not decision.allowed:
         raise LimitReached(decision)
     project = Project.objects.create(
@@ -183,17 +199,7 @@ def project_update(*, project: Project, actor: User, name: str, description: str
     project.name = name.strip()
     project.description = description.strip()
     after = snapshot(project, PROJECT_INFO_FIELDS)
-    changed = [f for f in PROJECT_INFO_FIELDS if before[f] != after[f]]
-    if changed:
-        project.save(update_fields=[*changed, "updated_at"])
-        audit_record(
-            actor=actor,
-            organization=project.organization,
-            action="project.update",
-            target=project,
-            before={f: before[f] for f in changed},
-            after={f: after[f] for f in changed},
-        )
+    _save_changed(project=project, actor=actor, action="project.update", before=before, after=after)
     return project
 
 
@@ -226,9 +232,7 @@ def project_restore(*, project: Project, actor: User) -> Project:
     project = _locked_project(project)
     if project.archived_at is None:
         return project
-    decision = limit_check(
-        organization=organization, resource="projects", used=active_project_count(organization=organization)
-    )
+    decision = project_limit(organization=organization)
     if not decision.allowed:
         raise LimitReached(decision)
     before = snapshot(project, ("archived_at",))
@@ -289,17 +293,7 @@ def project_limits_update(
     for name, value in values.items():
         setattr(project, name, value)
     after = _limits_snapshot(project)
-    changed = [f for f in PROJECT_LIMIT_FIELDS if before[f] != after[f]]
-    if changed:
-        project.save(update_fields=[*changed, "updated_at"])
-        audit_record(
-            actor=actor,
-            organization=project.organization,
-            action="project.limits_update",
-            target=project,
-            before={f: before[f] for f in changed},
-            after={f: after[f] for f in changed},
-        )
+    _save_changed(project=project, actor=actor, action="project.limits_update", before=before, after=after)
     return project
 
 
@@ -441,9 +435,7 @@ def api_key_create(*, project: Project, actor: User, name: str, expires_at: date
     _refuse_past_expiry(expires_at)
     if not name.strip():
         raise ProjectError("Give the key a name.")
-    decision = limit_check(
-        organization=organization, resource="api_keys", used=limited_api_key_count(organization=organization)
-    )
+    decision = api_key_limit(organization=organization)
     if not decision.allowed:
         raise LimitReached(decision)
     return _issue_key(project=project, owner=actor, name=name, expires_at=expires_at)

@@ -6,6 +6,7 @@ Every action works as a plain form post; with htmx the same views answer with th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,13 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from console.http import AuthedHttpRequest
-from orgs.limits import limit_check, organization_rate_limits
+from orgs.limits import organization_rate_limits
 from orgs.models import Role
 from orgs.permissions import access_organization
 
@@ -33,7 +35,7 @@ from .forms import (
     ProjectMemberAddForm,
     ProjectMemberRoleForm,
 )
-from .models import APIKey, ProjectRole
+from .models import APIKey, Project, ProjectRole
 from .permissions import (
     ProjectAccess,
     access_api_key,
@@ -42,12 +44,12 @@ from .permissions import (
     can_revoke_key,
 )
 from .selectors import (
-    active_project_count,
     addable_org_members,
+    api_key_limit,
     api_keys_for_project,
     archived_project_count,
     keys_revoked_by_removal,
-    limited_api_key_count,
+    project_limit,
     project_members,
     projects_for_organization,
 )
@@ -91,10 +93,7 @@ def _context(access: ProjectAccess, **extra: Any) -> dict[str, Any]:
     }
     if access.project.is_archived and access.is_org_admin:
         # The archived banner offers "Restore project"; say up front when the limit forbids it.
-        organization = access.organization
-        context["project_limit"] = limit_check(
-            organization=organization, resource="projects", used=active_project_count(organization=organization)
-        )
+        context["project_limit"] = project_limit(organization=access.organization)
     return context
 
 
@@ -122,9 +121,7 @@ def project_list(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
         "archived": archived,
         "projects": projects_for_organization(organization=organization, user=request.user, archived=archived),
         "archived_count": archived_project_count(organization=organization),
-        "limit": limit_check(
-            organization=organization, resource="projects", used=active_project_count(organization=organization)
-        ),
+        "limit": project_limit(organization=organization),
     }
     return _page_or_partial(request, "projects/list.html", "project-list", context)
 
@@ -145,9 +142,7 @@ def project_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse
         else:
             messages.success(request, f"Project “{project.name}” created. Add members and create API keys here.")
             return redirect("projects:overview", org_id=org_id, project_id=project.public_id)
-    limit = limit_check(
-        organization=organization, resource="projects", used=active_project_count(organization=organization)
-    )
+    limit = project_limit(organization=organization)
     return render(
         request, "projects/create.html", {"membership": membership, "org": organization, "form": form, "limit": limit}
     )
@@ -194,9 +189,7 @@ def _keys_context(
         page=page,
         rows=rows,
         created=created,
-        limit=limit_check(
-            organization=organization, resource="api_keys", used=limited_api_key_count(organization=organization)
-        ),
+        limit=api_key_limit(organization=organization),
     )
 
 
@@ -233,20 +226,27 @@ def key_create(request: AuthedHttpRequest, org_id: str, project_id: str) -> Http
         else:
             return _render_keys(request, access, created)
     organization = access.organization
-    limit = limit_check(
-        organization=organization, resource="api_keys", used=limited_api_key_count(organization=organization)
+    limit = api_key_limit(organization=organization)
+    return _action_response(
+        request,
+        access,
+        body="projects/key_create.html",
+        title="Create API key",
+        tab="keys",
+        form=form,
+        limit=limit,
+        limit_reached=not limit.allowed,
     )
-    return _key_form_response(request, access, "projects/key_create.html", {"form": form, "limit": limit})
 
 
-def _key_form_response(
-    request: AuthedHttpRequest, access: ProjectAccess, template: str, extra: dict[str, Any]
+def _action_response(
+    request: AuthedHttpRequest, access: ProjectAccess, *, body: str, title: str, tab: str, **extra: Any
 ) -> HttpResponse:
-    """A key action's form: a modal for htmx (errors re-rendered in the modal), else its own page."""
-    context = _context(access, tab="keys", modal=bool(request.htmx), **extra)
+    """An action's form or confirmation: a modal for htmx (errors re-rendered in the modal), else its own page."""
+    context = _context(access, tab=tab, modal=bool(request.htmx), body=body, action_title=title, **extra)
     if not request.htmx:
-        return render(request, template, context)
-    response = render(request, f"{template}#modal", context)
+        return render(request, "projects/_action.html", context)
+    response = render(request, "projects/_action.html#modal", context)
     return _modal_errors(response) if request.method == "POST" else response
 
 
@@ -263,7 +263,9 @@ def key_revoke(request: AuthedHttpRequest, org_id: str, project_id: str, key_id:
         if request.htmx:
             return _render_keys(request, access)
         return redirect("projects:keys", org_id=org_id, project_id=project_id)
-    return _key_form_response(request, access, "projects/key_revoke.html", {"key": key})
+    return _action_response(
+        request, access, body="projects/key_revoke.html", title="Revoke API key", tab="keys", key=key
+    )
 
 
 @login_required
@@ -286,7 +288,9 @@ def key_roll(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: s
             form.add_error(None, str(exc))
         else:
             return _render_keys(request, access, created)
-    return _key_form_response(request, access, "projects/key_roll.html", {"form": form, "key": key})
+    return _action_response(
+        request, access, body="projects/key_roll.html", title="Roll API key", tab="keys", form=form, key=key
+    )
 
 
 # --- members ----------------------------------------------------------------------------------------
@@ -369,13 +373,20 @@ def member_remove(request: AuthedHttpRequest, org_id: str, project_id: str, memb
             messages.success(
                 request,
                 f"{project_membership.user.email} removed from the project; "
-                f"{revoked} API key{'s' if revoked != 1 else ''} revoked.",
+                f"{revoked} API key{pluralize(revoked)} revoked.",
             )
         return _members_done(request, access)
     keys = keys_revoked_by_removal(project=access.project, user=project_membership.user)
-    context = _context(access, tab="members", modal=bool(request.htmx), member=project_membership, keys=keys)
-    template = "projects/member_remove.html"
-    return render(request, f"{template}#modal" if request.htmx else template, context)
+    return _action_response(
+        request,
+        access,
+        body="projects/member_remove.html",
+        title="Remove member",
+        tab="members",
+        member=project_membership,
+        keys=keys,
+        remove_label=f"Remove member and revoke {len(keys)} key{pluralize(len(keys))}" if keys else "Remove member",
+    )
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -412,36 +423,55 @@ def _settings_response(
     return _page_or_partial(request, "projects/settings.html", partial, _settings_context(access, **forms))
 
 
+def _settings_save(
+    request: AuthedHttpRequest,
+    access: ProjectAccess,
+    *,
+    form: ProjectForm | ProjectLimitsForm,
+    form_name: str,
+    partial: str,
+    save: Callable[..., Project],
+    success: str,
+) -> HttpResponse:
+    if form.is_valid():
+        try:
+            project = save(project=access.project, actor=request.user, **form.cleaned_data)
+        except ProjectError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, success)
+            return _settings_response(request, replace(access, project=project), partial, saved=True)
+    return _settings_response(request, access, partial, saved=False, **{form_name: form})
+
+
 @login_required
 @require_POST
 def project_settings_general(request: AuthedHttpRequest, org_id: str, project_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id, min_org_role=Role.ADMIN)
-    form = ProjectForm(request.POST)
-    if form.is_valid():
-        try:
-            project = project_update(project=access.project, actor=request.user, **form.cleaned_data)
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, "Project name and description saved.")
-            return _settings_response(request, replace(access, project=project), "general-panel", saved=True)
-    return _settings_response(request, access, "general-panel", saved=False, general_form=form)
+    return _settings_save(
+        request,
+        access,
+        form=ProjectForm(request.POST),
+        form_name="general_form",
+        partial="general-panel",
+        save=project_update,
+        success="Project name and description saved.",
+    )
 
 
 @login_required
 @require_POST
 def project_settings_limits(request: AuthedHttpRequest, org_id: str, project_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id, min_role=ProjectRole.ADMIN)
-    form = ProjectLimitsForm(request.POST)
-    if form.is_valid():
-        try:
-            project = project_limits_update(project=access.project, actor=request.user, **form.cleaned_data)
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, "Budget and rate limit settings saved.")
-            return _settings_response(request, replace(access, project=project), "limits-panel", saved=True)
-    return _settings_response(request, access, "limits-panel", saved=False, limits_form=form)
+    return _settings_save(
+        request,
+        access,
+        form=ProjectLimitsForm(request.POST),
+        form_name="limits_form",
+        partial="limits-panel",
+        save=project_limits_update,
+        success="Budget and rate limit settings saved.",
+    )
 
 
 @login_required

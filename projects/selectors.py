@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from console.models import User
@@ -50,6 +52,19 @@ def api_key_limit(*, organization: Organization) -> LimitDecision:
 
 def archived_project_count(*, organization: Organization) -> int:
     return Project.objects.filter(organization=organization, archived_at__isnull=False).count()
+
+
+@dataclass(frozen=True)
+class ProjectStats:
+    member_count: int
+    working_key_count: int  # unrevoked and unexpired
+
+
+def project_stats(*, project: Project) -> ProjectStats:
+    return ProjectStats(
+        member_count=project.memberships.count(),
+        working_key_count=project.api_keys.unrevoked_unexpired().count(),
+    )
 
 
 def api_keys_for_project(*, project: Project) -> QuerySet[APIKey]:

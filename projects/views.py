@@ -51,6 +51,7 @@ from .selectors import (
     keys_revoked_by_removal,
     project_limit,
     project_members,
+    project_stats,
     projects_for_organization,
 )
 from .services import (
@@ -155,12 +156,10 @@ def project_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse
 @require_GET
 def project_overview(request: AuthedHttpRequest, org_id: str, project_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id)
-    project = access.project
     context = _context(
         access,
         tab="overview",
-        member_count=project.memberships.count(),
-        key_count=project.api_keys.unrevoked_unexpired().count(),
+        stats=project_stats(project=access.project),
         org_limits=organization_rate_limits(access.organization),
     )
     return render(request, "projects/overview.html", context)

@@ -363,3 +363,14 @@ def test_general_org_members_in_no_project_cannot_open_any_tab(org, project, org
     api_key_create(project=project, actor=org_admin, name="x")
     for name in ("overview", "keys", "members", "settings"):
         assert client.get(url(name, org, project)).status_code == 404
+
+
+def test_key_list_pages_link_to_the_list_itself(org, project, project_member, make_key, login_as, monkeypatch):
+    monkeypatch.setattr("projects.views.KEYS_PER_PAGE", 2)
+    for name in ("one", "two", "three"):
+        make_key(project, project_member, name)
+    client = login_as("project_member")
+    body = client.post(url("key_create", org, project), {"name": "four"}).content.decode()  # rendered at keys/new/
+    assert f'href="{url("keys", org, project)}?page=2"' in body
+    second = client.get(url("keys", org, project) + "?page=2", headers=HTMX).content.decode()
+    assert "two" in second and "one" in second and "four" not in second

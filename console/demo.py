@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.db import transaction
@@ -10,10 +11,14 @@ from django.db import transaction
 from console.models import User
 from orgs.models import Membership, Organization, Role, VerificationStatus, VerificationTier
 from orgs.services import organization_create
+from projects.models import APIKey, Project
+from projects.services import api_key_create, api_key_revoke, project_create, project_limits_update
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-console-2026"  # noqa: S105 -- the local demo login, printed by `make run`
 DEMO_ORG_NAME = "Acme Demo"
+DEMO_PROJECT_NAME = "Demo project"
+DEMO_KEY_NAME = "Demo key"
 
 
 @dataclass(frozen=True)
@@ -21,11 +26,19 @@ class DemoResult:
     user: User
     organization: Organization
     created: bool
+    project: Project
+    # The demo key's plaintext when this run created it; None when a working one already exists
+    # (its secret cannot be shown again: run with new_key=True to replace it).
+    api_key: str | None = None
 
 
 @transaction.atomic
-def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> DemoResult:
-    """Create (or refresh) the demo admin and its organization. Safe to run any number of times."""
+def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD, new_key: bool = False) -> DemoResult:
+    """Create (or refresh) the demo admin, its organization, a project with a budget and an API key.
+
+    Safe to run any number of times: a new key is made only when no working demo key is left, or
+    when `new_key` asks to replace it.
+    """
     user, _ = User.objects.get_or_create(email=email, defaults={"name": "Demo Admin"})
     user.set_password(password)
     user.save(update_fields=["password"])
@@ -52,4 +65,46 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> Demo
         verification_status=VerificationStatus.VERIFIED,
     )
     organization.refresh_from_db()
-    return DemoResult(user=user, organization=organization, created=created)
+    project = _demo_project(user=user, organization=organization)
+    return DemoResult(
+        user=user,
+        organization=organization,
+        created=created,
+        project=project,
+        api_key=_demo_key(user=user, project=project, new_key=new_key),
+    )
+
+
+def _demo_project(*, user: User, organization: Organization) -> Project:
+    project = Project.objects.filter(organization=organization, name=DEMO_PROJECT_NAME, archived_at=None).first()
+    if project is not None:
+        return project
+    project = project_create(
+        organization=organization,
+        actor=user,
+        name=DEMO_PROJECT_NAME,
+        description="A sample project with a budget, a TPM limit and an API key to try the gateway with.",
+    )
+    return project_limits_update(
+        project=project,
+        actor=user,
+        monthly_budget=Decimal("100.00"),
+        daily_budget=Decimal("10.00"),
+        tpm_limit=100_000,
+        monthly_notify_percents=[50, 80, 100],
+        daily_notify_percents=[100],
+        notify_org_admins=False,
+    )
+
+
+def _demo_key(*, user: User, project: Project, new_key: bool) -> str | None:
+    working = list(
+        APIKey.objects.filter(project=project, created_by=user, name=DEMO_KEY_NAME)
+        .unrevoked_unexpired()
+        .select_related("project__organization")
+    )
+    if working and not new_key:
+        return None
+    for key in working:
+        api_key_revoke(key=key, actor=user)
+    return api_key_create(project=project, actor=user, name=DEMO_KEY_NAME).raw_key

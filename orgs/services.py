@@ -43,7 +43,11 @@ ORGANIZATION_INFO_FIELDS = ("name", "registered_email", "legal_address", "countr
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    return str(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return str(value)  # Decimal, datetime, Country...: their text form
 
 
 def snapshot(obj: Model, fields: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -6,3 +6,16 @@ from django.apps import AppConfig
 class ProjectsConfig(AppConfig):
     name = "projects"
     verbose_name = "Projects"
+
+    def ready(self) -> None:
+        # orgs cannot import projects; it calls these from its own services (see orgs/hooks.py).
+        from orgs import hooks
+
+        from . import selectors, services
+
+        hooks.register_member_removal(
+            handler=services.organization_member_removed, impact=services.organization_member_removal_impact
+        )
+        hooks.register_usage_counter("projects", selectors.active_project_count)
+        hooks.register_usage_counter("api_keys", selectors.limited_api_key_count)
+        hooks.register_invitation_accepted(services.invitation_project_grants_apply)

@@ -96,6 +96,18 @@ class RevocationReason(models.TextChoices):
     ROLLED = "rolled", "Replaced by a rolled key"
 
 
+class APIKeyQuerySet(models.QuerySet["APIKey"]):
+    def unrevoked_unexpired(self) -> APIKeyQuerySet:
+        """Keys that still open the gateway (unless their project is archived)."""
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+    def counted_for_limit(self) -> APIKeyQuerySet:
+        # A rolled key living out its overlap does not count: rolling replaces, it does not add.
+        return self.unrevoked_unexpired().filter(replaced_by__isnull=True)
+
+
 class APIKey(models.Model):
     """A secret for the gateway. Only its SHA-256 digest and a display hint are stored."""
 
@@ -117,6 +129,8 @@ class APIKey(models.Model):
     revoked_reason = models.CharField(max_length=32, choices=RevocationReason.choices, blank=True)
     replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    objects = APIKeyQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -134,3 +148,19 @@ class APIKey(models.Model):
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+    @property
+    def status_label(self) -> str:
+        """What the key list says: active, expired, or revoked and why."""
+        if self.revoked_at is not None:
+            if self.revoked_reason in ("", RevocationReason.MANUAL):
+                return "Revoked"
+            return f"Revoked ({RevocationReason(self.revoked_reason).label.lower()})"
+        if self.status == "expired":
+            return "Expired (rolled)" if self.replaced_by_id else "Expired"
+        return "Active"
+
+    @property
+    def masked_hint(self) -> str:
+        """What other members see instead of the hint."""
+        return f"{self.hint[: -4]}••••"

@@ -36,6 +36,29 @@
   document.addEventListener("DOMContentLoaded", function () { armToasts(); });
   document.addEventListener("htmx:afterSettle", function () { armToasts(); });
 
+  // Modals loaded by htmx into #modal: Cancel, Escape or a click on the backdrop closes them.
+  // Without JavaScript the Cancel link simply goes back to the page.
+  function closeModal(modal) { modal.remove(); }
+  document.addEventListener("click", function (event) {
+    var modal = event.target.closest("[data-modal]");
+    if (!modal) return;
+    if (event.target === modal || event.target.closest("[data-close-modal]")) {
+      event.preventDefault();
+      closeModal(modal);
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("[data-modal]").forEach(closeModal);
+  });
+  // Focus the first field of a freshly opened modal.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || target.id !== "modal") return;
+    var field = target.querySelector("input:not([type=hidden]), select, textarea, button");
+    if (field) field.focus();
+  });
+
   // Close <details> menus on outside click or Escape.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -1,0 +1,115 @@
+"""The only way a project, a project member or an API key id from a URL becomes an object.
+
+Outsiders of the organization get 404, and so does an organization member who is not in the
+project (the project list shows that it exists, but nothing inside it can be probed). A project
+member whose role is too low gets 403. Organization admins act as project admins everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from console.models import User
+from orgs.models import Membership, Organization, Role
+from orgs.permissions import access_organization
+
+from .models import APIKey, Project, ProjectMembership, ProjectRole
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """Who is looking at which project, and with which effective project role."""
+
+    membership: Membership  # the user's organization membership
+    project: Project
+    project_membership: ProjectMembership | None  # None for an org admin who was never added
+    role: int  # effective ProjectRole: org admins count as ADMIN
+
+    @property
+    def organization(self) -> Organization:
+        return self.membership.organization
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role >= ProjectRole.ADMIN
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.membership.is_admin
+
+    @property
+    def role_label(self) -> str:
+        if self.project_membership is None:
+            return "Organization Administrator"
+        return ProjectRole(self.role).label
+
+
+def effective_project_role(*, membership: Membership, project_membership: ProjectMembership | None) -> int | None:
+    """The role that counts inside a project; None means no access at all."""
+    if membership.role >= Role.ADMIN:
+        return int(ProjectRole.ADMIN)
+    if project_membership is None:
+        return None
+    return project_membership.role
+
+
+def project_role_of(*, user: User, project: Project) -> int | None:
+    """The user's effective role in the project (for services that re-check their actor)."""
+    membership = Membership.objects.filter(user=user, organization_id=project.organization_id).first()
+    if membership is None:
+        return None
+    project_membership = ProjectMembership.objects.filter(user=user, project=project).first()
+    return effective_project_role(membership=membership, project_membership=project_membership)
+
+
+def access_project(
+    user: User,
+    org_id: str,
+    project_id: str,
+    *,
+    min_role: int = ProjectRole.MEMBER,
+    min_org_role: int = Role.MEMBER,
+) -> ProjectAccess:
+    membership = access_organization(user, org_id)
+    project = Project.objects.filter(organization=membership.organization, public_id=project_id).first()
+    if project is None:
+        raise Http404("No such project.")
+    project.organization = membership.organization
+    project_membership = ProjectMembership.objects.filter(project=project, user=user).first()
+    role = effective_project_role(membership=membership, project_membership=project_membership)
+    if role is None:
+        raise Http404("No such project.")
+    if membership.role < min_org_role:
+        raise PermissionDenied("Only organization administrators can do this.")
+    if role < min_role:
+        raise PermissionDenied("Your role in this project does not allow this.")
+    return ProjectAccess(membership=membership, project=project, project_membership=project_membership, role=role)
+
+
+def access_api_key(access: ProjectAccess, key_id: str) -> APIKey:
+    """A key of the project; 404 for any other id (keys of other projects cannot be probed)."""
+    key = APIKey.objects.select_related("created_by").filter(project=access.project, public_id=key_id).first()
+    if key is None:
+        raise Http404("No such API key.")
+    key.project = access.project
+    return key
+
+
+def access_project_member(access: ProjectAccess, member_id: int) -> ProjectMembership:
+    project_membership = (
+        ProjectMembership.objects.select_related("user").filter(project=access.project, pk=member_id).first()
+    )
+    if project_membership is None:
+        raise Http404("No such project member.")
+    project_membership.project = access.project
+    return project_membership
+
+
+def can_revoke_key(access: ProjectAccess, key: APIKey, user: User) -> bool:
+    """Project admins (and org admins) revoke any key of the project; a member only their own."""
+    if access.is_admin:
+        return True
+    return key.created_by_id == user.pk

@@ -14,7 +14,7 @@ Amounts are `Decimal`, never float, in the single currency `settings.CONSOLE_CUR
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 
@@ -56,3 +56,14 @@ def format_money(value: Decimal | int | None, *, currency: str | None = None) ->
         number = f"{quantize_cent(magnitude):,.2f}"
     sign = "-" if amount < 0 and number.strip("0.,") else ""
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {code}"
+
+
+def parse_amount(text: str) -> Decimal:
+    """A finite decimal from user text (commands, forms); ValueError otherwise."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"“{text}” is not a number.") from exc
+    if not value.is_finite():
+        raise ValueError(f"“{text}” is not a number.")
+    return value

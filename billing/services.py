@@ -472,6 +472,7 @@ def _ingest_valid(events: list[_Event], now: datetime) -> IngestResult:
     ours = set(UsageEvent.objects.filter(batch=batch).values_list("event_id", flat=True))
     if len(ours) != len(to_insert):
         raced = [item for item in to_insert if item[0].event_id not in ours]
+        logger.info("usage_ingest_concurrent_duplicates", events=len(raced))
         stored = stored_content(item[0].event_id for item in raced)
         for event, _key, _cost in raced:
             classify_stored(event, stored[event.event_id])

@@ -1,4 +1,5 @@
-"""The demo organization that `make run` loads, so a newcomer sees a living console."""
+"""The demo organization that `make run` loads, so a newcomer sees a living console
+(with prices, a balance, a project, a known API key and some usage: see billing/demo.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from allauth.account.models import EmailAddress
 from django.db import transaction
 
+from billing.demo import BillingDemo, billing_demo_load
 from console.models import User
 from orgs.models import Membership, Organization, Role
 from orgs.services import organization_create
@@ -21,6 +23,7 @@ class DemoResult:
     user: User
     organization: Organization
     created: bool
+    billing: BillingDemo
 
 
 @transaction.atomic
@@ -49,4 +52,5 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> Demo
         website="https://acme.example.com",
     )
     organization.refresh_from_db()
-    return DemoResult(user=user, organization=organization, created=created)
+    billing = billing_demo_load(organization=organization, user=user)
+    return DemoResult(user=user, organization=organization, created=created, billing=billing)

@@ -14,9 +14,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_load()
         verb = "Created" if result.created else "Refreshed"
+        tokens = settings.CONSOLE_GATEWAY_TOKENS
+        gateway_token = tokens[0] if tokens else "(none: set CONSOLE_GATEWAY_TOKENS)"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo organization {result.organization.public_id}."))
         self.stdout.write(
             f"\n  Console:  {settings.CONSOLE_SITE_URL}/\n"
             f"  Login:    {result.user.email}\n"
             f"  Password: {DEMO_PASSWORD}\n"
+            f"  API key:  {result.billing.raw_key}  (project “{result.billing.project.name}”)\n"
+            f"  Gateway token: {gateway_token}  (curl examples in README.md)\n"
         )

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev services browser lint typecheck pytest pytest-quick migrate demo clean
+.PHONY: run test install install-dev services browser nginx lint typecheck pytest pytest-quick migrate demo bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -47,6 +47,10 @@ services:
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Real nginx for tests/gateway (the deploy/nginx sample behind auth_request).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }; }
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	DJANGO_SETTINGS_MODULE=console.settings.test $(PY) manage.py makemigrations --check --dry-run
@@ -54,7 +58,7 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install-dev services browser
+pytest: install-dev services browser nginx
 	$(VENV)/bin/pytest
 
 # Quick loop: no browser tests.
@@ -62,6 +66,12 @@ pytest-quick: install-dev services
 	$(VENV)/bin/pytest -m "not browser"
 
 test: install-dev services browser lint typecheck pytest
+
+# Benchmarks (not tests): gunicorn on PostgreSQL + Redis, ratios against a baseline of the same run.
+bench: install-dev services
+	$(PY) bench/authorize.py
+	$(PY) bench/ingest.py
+	$(PY) bench/enforcement_lag.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

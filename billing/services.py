@@ -30,7 +30,7 @@ from console.models import User
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 from orgs.services import audit_record
-from projects.keys import api_key_authenticate, api_key_touch
+from projects.keys import api_key_touch
 from projects.models import APIKey
 
 from .limiter import TpmCorrection, TpmDecision, get_limiter
@@ -46,7 +46,7 @@ from .models import (
     UsageRollup,
 )
 from .money import ZERO, format_money, quantize_micro, usage_cost
-from .selectors import enforcement_state
+from .selectors import gateway_context
 from .timeutils import today_utc
 
 logger = structlog.get_logger(__name__)
@@ -424,15 +424,11 @@ def _ingest_valid(events: list[_Event], now: datetime) -> IngestResult:
         else:
             result.rejected.append(Rejection(event.index, event.event_id, "conflicting_duplicate"))
 
-    existing = stored_content(e.event_id for e in candidates)
     to_insert: list[tuple[_Event, _Key, Decimal]] = []
     for event in candidates:
         key = keys.get(event.key_id)
         if key is None:
             result.rejected.append(Rejection(event.index, event.event_id, "unknown_key"))
-            continue
-        if event.event_id in existing:
-            classify_stored(event, existing[event.event_id])
             continue
         price = _price_at(prices.get(event.model, []), event.occurred_at)
         if price is None:
@@ -451,37 +447,68 @@ def _ingest_valid(events: list[_Event], now: datetime) -> IngestResult:
     # Inserted in event id order: two batches sharing ids wait on each other in the same order.
     to_insert.sort(key=lambda item: item[0].event_id)
     batch = UsageBatch.objects.create(received_at=now, events=len(to_insert))
-    UsageEvent.objects.bulk_create(
-        [
-            UsageEvent(
-                event_id=event.event_id,
-                batch=batch,
-                organization_id=key.organization_id,
-                project_id=key.project_id,
-                api_key_id=key.pk,
-                model=event.model,
-                input_tokens=event.input_tokens,
-                output_tokens=event.output_tokens,
-                cost=cost,
-                occurred_at=event.occurred_at,
-            )
-            for event, key, cost in to_insert
-        ],
-        ignore_conflicts=True,  # a concurrent batch may have stored the same id since we looked
-    )
-    ours = set(UsageEvent.objects.filter(batch=batch).values_list("event_id", flat=True))
-    if len(ours) != len(to_insert):
-        raced = [item for item in to_insert if item[0].event_id not in ours]
-        logger.info("usage_ingest_concurrent_duplicates", events=len(raced))
-        stored = stored_content(item[0].event_id for item in raced)
-        for event, _key, _cost in raced:
+    inserted = _insert_events(batch, to_insert)
+    if len(inserted) != len(to_insert):
+        # Stored before (a re-sent event) or by a concurrent batch: a duplicate if the content is
+        # the same, otherwise a conflict. Either way it is not charged again.
+        repeated = [item for item in to_insert if item[0].event_id not in inserted]
+        stored = stored_content(item[0].event_id for item in repeated)
+        for event, _key, _cost in repeated:
             classify_stored(event, stored[event.event_id])
-        to_insert = [item for item in to_insert if item[0].event_id in ours]
-        UsageBatch.objects.filter(pk=batch.pk).update(events=len(to_insert))
+        to_insert = [item for item in to_insert if item[0].event_id in inserted]
+        if to_insert:
+            UsageBatch.objects.filter(pk=batch.pk).update(events=len(to_insert))
+        else:
+            batch.delete()
     result.accepted = len(to_insert)
     if to_insert:
         _charge_usage(batch=batch, items=to_insert, now=now)
     return result
+
+
+_EVENT_COLUMNS = (
+    "event_id", "batch_id", "organization_id", "project_id", "api_key_id", "model", "input_tokens",
+    "output_tokens", "cost", "occurred_at",
+)
+
+
+def _insert_events(batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]]) -> set[str]:
+    """Insert the events, skipping ids already stored; returns the ids this statement inserted.
+
+    One `INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING event_id`: it tells which rows are ours
+    without reading them back. On PostgreSQL the rows travel as ten arrays through `unnest` (a
+    short statement: a third of the time of 1000 VALUES tuples, a sixth of bulk_create's);
+    elsewhere as VALUES tuples.
+    """
+    table = UsageEvent._meta.db_table
+    columns = ", ".join(_EVENT_COLUMNS)
+    rows = [
+        (event.event_id, batch.pk, key.organization_id, key.project_id, key.pk, event.model,
+         event.input_tokens, event.output_tokens, cost, event.occurred_at)
+        for event, key, cost in items
+    ]
+    if connection.vendor == "postgresql":
+        sql = (
+            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers
+            "%s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], "
+            "%s::bigint[], %s::bigint[], %s::numeric[], %s::timestamptz[]) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        ops = connection.ops
+        row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "  # noqa: S608 -- fixed identifiers
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        params = []
+        for values in rows:
+            params += [*values[:8], ops.adapt_decimalfield_value(values[8], 18, 6),
+                       ops.adapt_datetimefield_value(values[9])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {event_id for (event_id,) in cursor.fetchall()}
 
 
 def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]], now: datetime) -> None:
@@ -739,16 +766,14 @@ def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | No
     Nothing about the key is cached, so a revoked key fails on the very next call. The TPM windows
     are consumed only when every other check passed.
     """
-    auth = api_key_authenticate(raw_key)
-    if auth.error in _KEY_MESSAGES:
-        return AuthorizeDecision(401, "invalid_api_key", _KEY_MESSAGES[auth.error or "unknown"])
-    key = auth.key
-    if key is None:
-        return AuthorizeDecision(401, "invalid_api_key", _KEY_MESSAGES["unknown"])
+    context = gateway_context(raw_key=raw_key, day=today_utc(now))
+    if context.key is None or context.error in _KEY_MESSAGES:
+        return AuthorizeDecision(401, "invalid_api_key", _KEY_MESSAGES[context.error or "unknown"])
+    key = context.key
     project = key.project
-    if auth.error == "project_archived":
+    if context.error == "project_archived":
         return AuthorizeDecision(403, "project_archived", "This API key's project is archived.", key)
-    state = enforcement_state(organization_id=key.organization_id, project_id=project.pk, day=today_utc(now))
+    state = context.state
     if state.balance <= 0:
         return AuthorizeDecision(
             403, "insufficient_balance",

@@ -193,10 +193,10 @@ def paired_ratio(target: Callable[[], float], baseline: Callable[[], float], *, 
     return statistics.median(ratios)
 
 
-def verdict(name: str, ratio: float, target: float, *, higher_is_better: bool = True) -> str:
-    ok = ratio >= target if higher_is_better else ratio <= target
-    sign = "≥" if higher_is_better else "≤"
-    return f"{name}: {ratio:.2f}x (target {sign} {target}x) {'OK' if ok else 'BELOW TARGET'}"
+def verdict(name: str, value: float, target: float, *, unit: str = "x", higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"{name}: {value:.2f}{unit} (target {sign} {target}{unit}) {'OK' if ok else 'MISSED'}"
 
 
 def dumps(value: object) -> bytes:

@@ -84,5 +84,5 @@ def _send_demo_usage(key: APIKey) -> None:
                 "input_tokens": 1200 + 150 * n, "output_tokens": 0 if model == "acme-embed" else 300 + 40 * n,
                 "occurred_at": (now - timedelta(days=day, minutes=5 * n + 1)).isoformat(),
             })
-        usage_ingest(events=events, now=now - timedelta(days=day))  # as if reported that day
+        usage_ingest(events=events)
     usage_aggregate()

@@ -83,14 +83,15 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        # Posting order: the order of the balance_after chain (rows are posted under the account's lock).
+        ordering = ["-id"]
         verbose_name_plural = "ledger entries"
         constraints = [
             models.UniqueConstraint(fields=["reference"], condition=~Q(reference=""), name="ledger_unique_reference"),
         ]
         indexes = [
-            models.Index(fields=["organization", "-created_at", "-id"], name="ledger_org_created"),
-            models.Index(fields=["organization", "kind", "-created_at"], name="ledger_org_kind_created"),
+            models.Index(fields=["organization", "-id"], name="ledger_org_posted"),
+            models.Index(fields=["organization", "kind", "-id"], name="ledger_org_kind_posted"),
             models.Index(
                 fields=["organization", "usage_date"], condition=Q(kind="usage"), name="ledger_org_usage_date"
             ),

@@ -144,7 +144,7 @@ def ledger_entries(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """The organization's ledger, newest first; dates are UTC days, both ends included."""
+    """The organization's ledger, last posted first; dates are UTC days, both ends included."""
     entries = LedgerEntry.objects.filter(organization=organization)
     if kind:
         entries = entries.filter(kind=kind)
@@ -152,7 +152,7 @@ def ledger_entries(
         entries = entries.filter(created_at__gte=datetime.combine(date_from, time.min, tzinfo=UTC))
     if date_to:
         entries = entries.filter(created_at__lt=datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC))
-    return entries.order_by("-created_at", "-id")
+    return entries.order_by("-id")
 
 
 def prices_in_force(*, at: datetime | None = None) -> list[Price]:

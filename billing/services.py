@@ -530,6 +530,7 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]
             corrections[(key.organization_public_id, key.project_public_id, minute)] += delta
 
     accounts = _lock_accounts(org_id for org_id, _day in charges)
+    posted_at = timezone.now()  # under the lock: ledger times follow the balance_after chain
     entries: list[LedgerEntry] = []
     for org_id, day in sorted(charges):
         amount = charges[(org_id, day)]
@@ -547,13 +548,13 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]
                 reference=f"usage:{batch.pk}:{org_id}:{day.isoformat()}",
                 memo=f"{count} API call{'s' if count != 1 else ''} on {day:%b} {day.day}, {day.year}",
                 usage_date=day,
-                created_at=now,
+                created_at=posted_at,
             )
         )
     if entries:
         LedgerEntry.objects.bulk_create(entries)
         for account in accounts.values():
-            account.updated_at = now
+            account.updated_at = posted_at
         BillingAccount.objects.bulk_update(list(accounts.values()), ["balance", "updated_at"])
     _spend_add(spend, now=now)
     if corrections:

@@ -609,7 +609,9 @@ def usage_aggregate(*, batches_per_step: int = 200, max_steps: int = 50) -> Aggr
     """Fold the events of batches not yet folded into hourly rollups (per key, model, hour).
 
     Each step folds some batches and marks them folded in the same transaction, so a crash leaves
-    them to the next run and nothing is counted twice. On PostgreSQL an advisory lock keeps one run
+    them to the next run and nothing is counted twice. The watermark is that per-batch mark rather
+    than a highest-id-seen: ids are handed out before commit, so a batch that commits late would
+    slip under a moving id mark and never be folded. On PostgreSQL an advisory lock keeps one run
     at a time (a concurrent run returns at once); SQLite serializes writers on its own.
     """
     total = AggregateResult()

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from console.http import AuthedHttpRequest
-from orgs.models import Role
+from console.paging import paginate
+from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 
 from .forms import LedgerFilterForm
@@ -22,23 +23,20 @@ from .selectors import billing_summary, ledger_entries, prices_in_force
 LEDGER_PAGE_SIZE = 25
 
 
+def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, LedgerFilterForm, QuerySet[LedgerEntry]]:
+    """Org admins only: the membership, the filter form and the filtered ledger."""
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    form = LedgerFilterForm(request.GET)
+    return membership, form, ledger_entries(organization=membership.organization, **form.filters())
+
+
 @login_required
 @require_GET
 def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
-    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    membership, form, entries = _ledger(request, org_id)
     organization = membership.organization
-    form = LedgerFilterForm(request.GET)
-    entries = ledger_entries(organization=organization, **form.filters())
-    page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {
-        "membership": membership,
-        "org": organization,
-        "form": form,
-        "page": page,
-        "query": query.urlencode(),
-    }
+    page, query = paginate(request, entries, per_page=LEDGER_PAGE_SIZE)
+    context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
     if request.htmx:
         return render(request, "billing/overview.html#ledger-table", context)
     context.update(
@@ -88,13 +86,12 @@ def _ledger_rows(entries: Iterator[LedgerEntry]) -> Iterator[str]:
 @login_required
 @require_GET
 def ledger_csv(request: AuthedHttpRequest, org_id: str) -> StreamingHttpResponse:
-    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    membership, _form, entries = _ledger(request, org_id)
     organization = membership.organization
-    form = LedgerFilterForm(request.GET)
-    entries = ledger_entries(organization=organization, **form.filters()).iterator(chunk_size=2000)
+    rows = _ledger_rows(entries.iterator(chunk_size=2000))
     filename = f"ledger-{organization.public_id}-{datetime.now(tz=UTC):%Y%m%d}.csv"
     return StreamingHttpResponse(
-        _ledger_rows(entries),
+        rows,
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev services browser nginx lint typecheck pytest pytest-quick migrate demo bench clean
+.PHONY: run test install install-dev services browser lint typecheck pytest pytest-quick migrate demo clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -48,6 +48,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Real nginx for tests/gateway (the deploy/nginx sample behind auth_request).
+.PHONY: nginx
 nginx:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }; }
 
@@ -68,6 +69,7 @@ pytest-quick: install-dev services
 test: install-dev services browser lint typecheck pytest
 
 # Benchmarks (not tests): gunicorn on PostgreSQL + Redis, ratios against a baseline of the same run.
+.PHONY: bench
 bench: install-dev services
 	$(PY) bench/authorize.py
 	$(PY) bench/ingest.py

@@ -1,8 +1,9 @@
-"""The billing side of the demo organization: prices, a top-up, a project with a known key, some usage.
+"""The billing side of the demo organization: prices, a top-up and some usage of the demo key.
 
 Idempotent like the rest of `manage.py demo`: prices and the top-up are keyed (model + start,
-the top-up's reference), the project and key are found by name and digest, and demo usage is
-only sent once.
+the top-up's reference) and demo usage is sent once. The "Demo project" and its key belong to
+the projects side of the demo; they are reused here and made only when missing (the key is then
+returned once, like every new key).
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from console.models import User
 from orgs.models import Organization
-from projects.keys import _checksum, key_digest, key_hint  # the checksum rule lives there, once
-from projects.models import APIKey, Project, ProjectMembership, ProjectRole
+from projects.keys import generate_raw_key, key_digest, key_hint
+from projects.models import APIKey, Project
 
 from .models import LedgerKind, Price, UsageEvent
 from .services import ledger_post, price_set, usage_aggregate, usage_ingest
 
-# A fixed, published key so the README's curl works on `make run`: like the demo password, it
-# only ever exists in a local demo database. Built like a real key so its checksum is valid.
-_DEMO_KEY_BODY = "demo-key-for-local-runs-only-never-deployed"
 DEMO_PROJECT_NAME = "Demo project"
+DEMO_KEY_NAME = "Demo key"
 DEMO_TOPUP_REFERENCE = "demo-topup-1"
 DEMO_PRICES = {  # per 1M tokens: input, output
     "acme-small": (Decimal("0.15"), Decimal("0.60")),
@@ -35,16 +34,11 @@ DEMO_PRICES = {  # per 1M tokens: input, output
 DEMO_PRICES_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def demo_api_key() -> str:
-    prefix = settings.CONSOLE_API_KEY_PREFIX
-    return f"{prefix}{_DEMO_KEY_BODY}{_checksum(prefix, _DEMO_KEY_BODY)}"
-
-
 @dataclass(frozen=True)
 class BillingDemo:
     project: Project
     key: APIKey
-    raw_key: str
+    raw_key: str | None  # only when this run made the key: a key's secret is shown once
 
 
 def billing_demo_load(*, organization: Organization, user: User) -> BillingDemo:
@@ -54,22 +48,25 @@ def billing_demo_load(*, organization: Organization, user: User) -> BillingDemo:
                       effective_from=DEMO_PRICES_FROM, actor=None)
     ledger_post(organization=organization, kind=LedgerKind.TOPUP, amount=Decimal("25.00"),
                 reference=DEMO_TOPUP_REFERENCE, memo="Demo credit", actor=None)
-    project = Project.objects.filter(organization=organization, name=DEMO_PROJECT_NAME).first()
+    project = Project.objects.filter(organization=organization, name=DEMO_PROJECT_NAME, archived_at=None).first()
     if project is None:
-        project = Project.objects.create(
-            organization=organization, name=DEMO_PROJECT_NAME, created_by=user,
-            description="Created by `manage.py demo`: its key is in the README's curl examples.",
-            daily_budget=Decimal("5.00"), monthly_budget=Decimal("50.00"),
-        )
-    ProjectMembership.objects.get_or_create(project=project, user=user, defaults={"role": ProjectRole.ADMIN})
-    raw = demo_api_key()
-    key = APIKey.objects.filter(digest=key_digest(raw)).first()
+        project = Project.objects.create(organization=organization, name=DEMO_PROJECT_NAME, created_by=user,
+                                         daily_budget=Decimal("10.00"), monthly_budget=Decimal("100.00"))
+    now = timezone.now()
+    key = (
+        APIKey.objects.filter(project=project, revoked_at=None)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-created_at")
+        .first()
+    )
+    raw_key = None
     if key is None:
+        raw_key = generate_raw_key()
         key = APIKey.objects.create(organization=organization, project=project, created_by=user,
-                                    name="Demo key", digest=key_digest(raw), hint=key_hint(raw))
+                                    name=DEMO_KEY_NAME, digest=key_digest(raw_key), hint=key_hint(raw_key))
     if not UsageEvent.objects.filter(event_id__startswith="demo-").exists():
         _send_demo_usage(key)
-    return BillingDemo(project=project, key=key, raw_key=raw)
+    return BillingDemo(project=project, key=key, raw_key=raw_key)
 
 
 def _send_demo_usage(key: APIKey) -> None:

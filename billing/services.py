@@ -512,7 +512,11 @@ def _insert_events(batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]])
 
 
 def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]], now: datetime) -> None:
-    """One ledger charge per organization and usage day of the batch, then the spend counters."""
+    """One ledger charge per organization and usage day of the batch, then the spend counters.
+
+    No AuditEvent per charge: the append-only ledger row is the record of a system posting, and an
+    audit event per batch would bury people's changes in the audit log.
+    """
     charges: dict[tuple[int, date], Decimal] = defaultdict(lambda: ZERO)
     calls: dict[tuple[int, date], int] = defaultdict(int)
     spend: dict[tuple[int, str, date], Decimal] = defaultdict(lambda: ZERO)

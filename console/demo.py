@@ -1,5 +1,4 @@
-"""The demo organization that `make run` loads, so a newcomer sees a living console
-(with prices, a balance, a project, a known API key and some usage: see billing/demo.py)."""
+"""The demo organization that `make run` loads, so a newcomer sees a living console."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from dataclasses import dataclass
 from allauth.account.models import EmailAddress
 from django.db import transaction
 
-from billing.demo import BillingDemo, billing_demo_load
+from billing.demo import billing_demo_load
 from console.models import User
 from orgs.models import Membership, Organization, Role
 from orgs.services import organization_create
@@ -23,7 +22,8 @@ class DemoResult:
     user: User
     organization: Organization
     created: bool
-    billing: BillingDemo
+    # The demo key's plaintext when this run created it; None when a working one already exists.
+    api_key: str | None = None
 
 
 @transaction.atomic
@@ -52,5 +52,5 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> Demo
         website="https://acme.example.com",
     )
     organization.refresh_from_db()
-    billing = billing_demo_load(organization=organization, user=user)
-    return DemoResult(user=user, organization=organization, created=created, billing=billing)
+    billing = billing_demo_load(organization=organization, user=user)  # prices, a top-up, usage
+    return DemoResult(user=user, organization=organization, created=created, api_key=billing.raw_key)

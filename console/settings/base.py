@@ -200,9 +200,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The one beat schedule: every periodic job also has a manage.py command calling the same service.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
     "billing-usage-aggregate": {"task": "billing.usage_aggregate", "schedule": 60.0},
     "billing-usage-reconcile": {"task": "billing.usage_reconcile", "schedule": crontab(hour=0, minute=30)},
+    "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
 }
 
 # --- logging: one line per request with a request id (django-structlog) -------------------

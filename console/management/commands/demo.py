@@ -14,13 +14,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_load()
         verb = "Created" if result.created else "Refreshed"
-        tokens = settings.CONSOLE_GATEWAY_TOKENS
-        gateway_token = tokens[0] if tokens else "(none: set CONSOLE_GATEWAY_TOKENS)"
         self.stdout.write(self.style.SUCCESS(f"{verb} demo organization {result.organization.public_id}."))
         self.stdout.write(
             f"\n  Console:  {settings.CONSOLE_SITE_URL}/\n"
             f"  Login:    {result.user.email}\n"
             f"  Password: {DEMO_PASSWORD}\n"
-            f"  API key:  {result.billing.raw_key}  (project “{result.billing.project.name}”)\n"
-            f"  Gateway token: {gateway_token}  (curl examples in README.md)\n"
+        )
+        if result.api_key:
+            # A local demo only: printing the secret once is the point (it is shown nowhere else).
+            self.stdout.write(f"  API key:  {result.api_key}\n")
+        tokens = settings.CONSOLE_GATEWAY_TOKENS
+        self.stdout.write(
+            f"  Gateway token: {tokens[0] if tokens else '(none: set CONSOLE_GATEWAY_TOKENS)'}"
+            "  (curl examples in README.md)\n"
         )

@@ -60,6 +60,11 @@ services:
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Real nginx for tests/gateway (the deploy/nginx sample behind auth_request).
+.PHONY: nginx
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { apt-get update -qq && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }; }
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	DJANGO_SETTINGS_MODULE=console.settings.test $(PY) manage.py makemigrations --check --dry-run
@@ -67,7 +72,7 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install-dev services browser
+pytest: install-dev services browser nginx
 	$(VENV)/bin/pytest
 
 # Quick loop: no browser tests.
@@ -75,6 +80,13 @@ pytest-quick: install-dev services
 	$(VENV)/bin/pytest -m "not browser"
 
 test: install-dev services browser lint typecheck pytest
+
+# Benchmarks (not tests): gunicorn on PostgreSQL + Redis, ratios against a baseline of the same run.
+.PHONY: bench
+bench: install-dev services
+	$(PY) bench/authorize.py
+	$(PY) bench/ingest.py
+	$(PY) bench/enforcement_lag.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,1 +1,195 @@
+"""Prices, the ledger and the cached balance, usage events, spend counters and hourly rollups.
+
+Money columns keep 6 decimal places; rounding rules live in `billing/money.py`.
+"""
+
 from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from orgs.models import Organization
+from projects.models import APIKey, Project
+
+
+def _money(**kwargs: object) -> models.DecimalField[Decimal, Decimal]:
+    return models.DecimalField(max_digits=18, decimal_places=6, **kwargs)  # type: ignore[arg-type]
+
+
+class Price(models.Model):
+    """The price of a model from `effective_from` on; a change is a new row, so history is kept."""
+
+    model = models.CharField(max_length=100)
+    input_per_mtok = models.DecimalField("input price per 1M tokens", max_digits=12, decimal_places=6)
+    output_per_mtok = models.DecimalField("output price per 1M tokens", max_digits=12, decimal_places=6)
+    effective_from = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="price_unique_model_from"),
+            models.CheckConstraint(
+                condition=Q(input_per_mtok__gte=0) & Q(output_per_mtok__gte=0), name="price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class BillingAccount(models.Model):
+    """The organization's cached balance: it changes only with a ledger row, in the same transaction."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="billing_account"
+    )
+    balance = _money(default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Balance of {self.organization}"
+
+
+class LedgerKind(models.TextChoices):
+    TOPUP = "topup", "Top-up"
+    USAGE = "usage", "Usage charge"
+    ADJUSTMENT = "adjustment", "Adjustment"
+    REFUND = "refund", "Refund"
+
+
+class LedgerEntry(models.Model):
+    """Append-only: a row is never updated or deleted. `amount` is signed (charges are negative)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_entries")
+    kind = models.CharField(max_length=16, choices=LedgerKind.choices)
+    amount = _money()
+    balance_after = _money()
+    # Top-ups: the payment's reference (unique, so a repeated top-up is recognised). Usage: the batch.
+    reference = models.CharField(max_length=100, blank=True)
+    memo = models.CharField(max_length=200, blank=True)
+    # Usage charges only: the UTC day of the events charged (what usage_reconcile compares per day).
+    usage_date = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Posting order: the order of the balance_after chain (rows are posted under the account's lock).
+        ordering = ["-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], condition=~Q(reference=""), name="ledger_unique_reference"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-id"], name="ledger_org_posted"),
+            models.Index(fields=["organization", "kind", "-id"], name="ledger_org_kind_posted"),
+            models.Index(
+                fields=["organization", "usage_date"], condition=Q(kind="usage"), name="ledger_org_usage_date"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} ({self.organization_id})"
+
+
+class UsageBatch(models.Model):
+    """One accepted ingest request. `folded_at` marks it folded into rollups (in the same transaction)."""
+
+    received_at = models.DateTimeField(default=timezone.now)
+    events = models.PositiveIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "usage batches"
+        indexes = [models.Index(fields=["id"], condition=Q(folded_at__isnull=True), name="usagebatch_unfolded")]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} ({self.events} events)"
+
+
+class UsageEvent(models.Model):
+    """One call as the gateway reported it; `event_id` (the gateway's id) makes re-sending harmless."""
+
+    event_id = models.CharField(max_length=128, unique=True)
+    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="usage_events")
+    # The composite indexes below serve lookups by organization or project: no separate FK index.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveBigIntegerField()
+    output_tokens = models.PositiveBigIntegerField()
+    cost = _money()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "occurred_at"], name="usageevent_org_occurred"),
+            models.Index(fields=["project", "occurred_at"], name="usageevent_project_occurred"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class SpendPeriod(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+
+
+class ProjectSpend(models.Model):
+    """A project's spend in one UTC day or month, bumped by ingest in the charge's transaction.
+
+    Keyed by period start, so a new day simply starts a new row: no reset job.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=5, choices=SpendPeriod.choices)
+    period_start = models.DateField()
+    spent = _money(default=Decimal(0))
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "period", "period_start"], name="projectspend_unique_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.period} {self.period_start}: {self.spent}"
+
+
+class UsageRollup(models.Model):
+    """Usage per key (hence project and organization), model and UTC hour; what analytics read."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
+    model = models.CharField(max_length=100)
+    hour = models.DateTimeField()
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _money(default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "model", "hour"], name="usagerollup_unique_key_model_hour"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="usagerollup_org_hour"),
+            models.Index(fields=["project", "hour"], name="usagerollup_project_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.model} {self.hour:%Y-%m-%d %H}:00"

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import api, views
 
 app_name = "billing"
 
 urlpatterns = [
     path("o/<str:org_id>/billing/", views.billing_overview, name="overview"),
+    path("o/<str:org_id>/billing/ledger.csv", views.ledger_csv, name="ledger_csv"),
+    path("api/v1/gateway/authorize", api.authorize, name="gateway_authorize"),
+    path("api/v1/gateway/usage", api.usage, name="gateway_usage"),
+    path("api/v1/gateway/openapi.json", api.openapi, name="gateway_openapi"),
 ]

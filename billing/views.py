@@ -1,27 +1,97 @@
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from console.http import AuthedHttpRequest
-from orgs.models import Role
+from console.paging import paginate
+from orgs.models import Membership, Role
 from orgs.permissions import access_organization
+
+from .forms import LedgerFilterForm
+from .models import LedgerEntry
+from .selectors import billing_summary, ledger_entries, prices_in_force
+
+LEDGER_PAGE_SIZE = 25
+
+
+def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, LedgerFilterForm, QuerySet[LedgerEntry]]:
+    """Org admins only: the membership, the filter form and the filtered ledger."""
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    form = LedgerFilterForm(request.GET)
+    return membership, form, ledger_entries(organization=membership.organization, **form.filters())
 
 
 @login_required
 @require_GET
 def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
-    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
-    return render(
-        request,
-        "components/coming_soon.html",
-        {
-            "membership": membership,
-            "org": membership.organization,
-            "title": "Billing",
-            "lede": "Your prepaid balance, top-ups, usage charges and invoices.",
-            "body": "Billing is being built. Your balance and ledger will appear here.",
-        },
+    membership, form, entries = _ledger(request, org_id)
+    organization = membership.organization
+    page, query = paginate(request, entries, per_page=LEDGER_PAGE_SIZE)
+    context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
+    if request.htmx:
+        return render(request, "billing/overview.html#ledger-table", context)
+    context.update(
+        summary=billing_summary(organization=organization),
+        prices=prices_in_force(),
+        sales_email=settings.CONSOLE_SALES_EMAIL,
+    )
+    return render(request, "billing/overview.html", context)
+
+
+class _Echo:
+    """A file-like object whose write() hands the line back, so csv.writer can stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+# A spreadsheet would run a cell that starts with one of these as a formula.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def _ledger_rows(entries: Iterator[LedgerEntry]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    currency = settings.CONSOLE_CURRENCY
+    yield writer.writerow(
+        ["date_utc", "type", "amount", "balance_after", "currency", "reference", "memo", "usage_date"]
+    )
+    for entry in entries:
+        yield writer.writerow(
+            [
+                entry.created_at.astimezone(UTC).isoformat(),
+                entry.kind,
+                f"{entry.amount:f}",
+                f"{entry.balance_after:f}",
+                currency,
+                _text_cell(entry.reference),
+                _text_cell(entry.memo),
+                entry.usage_date.isoformat() if entry.usage_date else "",
+            ]
+        )
+
+
+@login_required
+@require_GET
+def ledger_csv(request: AuthedHttpRequest, org_id: str) -> StreamingHttpResponse:
+    membership, _form, entries = _ledger(request, org_id)
+    organization = membership.organization
+    rows = _ledger_rows(entries.iterator(chunk_size=2000))
+    filename = f"ledger-{organization.public_id}-{datetime.now(tz=UTC):%Y%m%d}.csv"
+    return StreamingHttpResponse(
+        rows,
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

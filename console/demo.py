@@ -8,6 +8,7 @@ from decimal import Decimal
 from allauth.account.models import EmailAddress
 from django.db import transaction
 
+from billing.demo import billing_demo_load
 from console.models import User
 from orgs.models import Membership, Organization, Role, VerificationStatus, VerificationTier
 from orgs.services import organization_create
@@ -66,13 +67,9 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD, new_key
     )
     organization.refresh_from_db()
     project = _demo_project(user=user, organization=organization)
-    return DemoResult(
-        user=user,
-        organization=organization,
-        created=created,
-        project=project,
-        api_key=_demo_key(user=user, project=project, new_key=new_key),
-    )
+    api_key = _demo_key(user=user, project=project, new_key=new_key)
+    billing_demo_load(organization=organization, user=user)  # prices, a top-up, some usage
+    return DemoResult(user=user, organization=organization, created=created, project=project, api_key=api_key)
 
 
 def _demo_project(*, user: User, organization: Organization) -> Project:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from kombu import Connection  # type: ignore[attr-defined]
 
+from billing.limiter import get_limiter, limiter_failures
 from console.http import AuthedHttpRequest
 from orgs.selectors import memberships_for_user
 
@@ -47,7 +49,7 @@ def _check_broker() -> None:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve: the database and the Celery broker answer."""
+    """Ready to serve: the database and the Celery broker answer (the TPM limiter is reported too)."""
     checks: dict[str, Any] = {}
     ok = True
     for name, check in (("database", _check_database), ("broker", _check_broker)):
@@ -57,4 +59,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
         except Exception as exc:  # any failure means not ready; the reason is reported
             checks[name] = f"error: {exc.__class__.__name__}"
             ok = False
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    # The TPM limiter fails open (calls stay authorized without it): reported, never "unready".
+    checks["rate_limiter"] = "ok" if get_limiter().ping() else "error: unreachable, failing open"
+    failures, last_failure = limiter_failures()
+    limiter = {
+        "failures": failures,
+        "last_failure_at": datetime.fromtimestamp(last_failure, tz=UTC).isoformat() if failures else None,
+    }
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks, "rate_limiter": limiter},
+        status=200 if ok else 503,
+    )

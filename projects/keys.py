@@ -73,13 +73,21 @@ def api_key_authenticate(raw_key: str) -> KeyAuthResult:
     )
     if key is None:
         return KeyAuthResult(key=None, error="unknown")
+    return KeyAuthResult(key=key, error=api_key_state_error(key))
+
+
+def api_key_state_error(key: APIKey) -> str | None:
+    """Why a found key may not be used: "revoked" | "expired" | "project_archived", or None.
+
+    Shared with the gateway's single-query fast path (billing), so the rule lives in one place.
+    """
     if key.revoked_at is not None:
-        return KeyAuthResult(key=key, error="revoked")
+        return "revoked"
     if key.expires_at is not None and key.expires_at <= timezone.now():
-        return KeyAuthResult(key=key, error="expired")
+        return "expired"
     if key.project.archived_at is not None:
-        return KeyAuthResult(key=key, error="project_archived")
-    return KeyAuthResult(key=key, error=None)
+        return "project_archived"
+    return None
 
 
 def api_key_touch(key: APIKey) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
 
 # Lets generic admin/queryset classes be subscripted at run time (typed with django-stubs).
 django_stubs_ext.monkeypatch()
@@ -208,6 +209,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our structured log format in the worker too
 # The one beat schedule: every periodic job also has a manage.py command calling the same service.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "billing-usage-aggregate": {"task": "billing.usage_aggregate", "schedule": 60.0},
+    "billing-usage-reconcile": {"task": "billing.usage_reconcile", "schedule": crontab(hour=0, minute=30)},
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
     "console-email-outbox-retry": {"task": "console.email_outbox_retry", "schedule": 300.0},
 }
@@ -232,6 +235,11 @@ CONSOLE_SALES_EMAIL = env.str("CONSOLE_SALES_EMAIL", default="sales@localhost")
 CONSOLE_API_KEY_PREFIX = env.str("CONSOLE_API_KEY_PREFIX", default="sk-")
 CONSOLE_GATEWAY_TOKENS = env.list("CONSOLE_GATEWAY_TOKENS", default=[])
 CONSOLE_DEFAULT_ESTIMATED_TOKENS = env.int("CONSOLE_DEFAULT_ESTIMATED_TOKENS", default=1000)
+# Usage ingest: a body over this size is refused with 413 (1000 events fit in well under it);
+# events stamped further than this in the future, or older than this many days, are rejected.
+CONSOLE_USAGE_MAX_BODY_BYTES = env.int("CONSOLE_USAGE_MAX_BODY_BYTES", default=1_048_576)
+CONSOLE_USAGE_MAX_FUTURE_SECONDS = env.int("CONSOLE_USAGE_MAX_FUTURE_SECONDS", default=300)
+CONSOLE_USAGE_MAX_AGE_DAYS = env.int("CONSOLE_USAGE_MAX_AGE_DAYS", default=30)
 # Limits by verification tier (an organization may carry a staff override).
 CONSOLE_TIER_LIMITS = {
     "default": {"projects": 20, "api_keys": 50},

@@ -18,7 +18,7 @@ def test_healthz(client):
 def test_readyz_ok_with_database_and_broker(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "rate_limiter": "ok"}
 
 
 @pytest.mark.django_db

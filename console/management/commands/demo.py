@@ -36,3 +36,8 @@ class Command(BaseCommand):
                 "  API key:  a demo key exists; its secret was shown once, when it was made "
                 "(`manage.py demo --new-key` replaces it)\n"
             )
+        tokens = settings.CONSOLE_GATEWAY_TOKENS
+        self.stdout.write(
+            f"  Gateway token: {tokens[0] if tokens else '(none: set CONSOLE_GATEWAY_TOKENS)'}"
+            "  (curl examples in README.md)\n"
+        )

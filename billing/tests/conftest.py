@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.test.client import Client as DjangoClient
+
+GATEWAY_TOKEN = "test-gateway-token"
+
+
+class Gateway:
+    """Talks to the gateway API the way a gateway does: headers and JSON, no session."""
+
+    def __init__(self, client: DjangoClient) -> None:
+        self.client = client
+
+    def authorize(
+        self, raw_key: str | None, *, estimate: int | str | None = None, token: str | None = GATEWAY_TOKEN,
+        method: str = "get",
+    ) -> Any:
+        headers: dict[str, str] = {}
+        if raw_key is not None:
+            headers["Authorization"] = f"Bearer {raw_key}"
+        if token is not None:
+            headers["X-Gateway-Token"] = token
+        if estimate is not None:
+            headers["X-Estimated-Tokens"] = str(estimate)
+        return getattr(self.client, method)("/api/v1/gateway/authorize", headers=headers)
+
+    def usage(self, events: Sequence[dict[str, Any]] | None = None, *, body: bytes | str | None = None,
+              token: str | None = GATEWAY_TOKEN) -> Any:
+        headers = {"X-Gateway-Token": token} if token is not None else {}
+        data = body if body is not None else json.dumps({"events": list(events or [])})
+        return self.client.post("/api/v1/gateway/usage", data=data, content_type="application/json",
+                                headers=headers)
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    return Gateway(Client())

@@ -1,0 +1,200 @@
+"""Real nginx (Debian's package) in front of a stub model server, asking the live console.
+
+The configuration is deploy/nginx/console-gateway.conf.template, rendered the way the README
+says. Shows: a valid key reaches the upstream with the ids; a revoked key gets 401; an
+over-budget project gets 403 with the JSON code; a TPM burst gets 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from string import Template
+from urllib.parse import urlparse
+
+import pytest
+from django.utils import timezone
+
+from billing.models import ProjectSpend
+from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key
+from projects.models import APIKey, Project
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "console-gateway.conf.template"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+class EchoUpstream(BaseHTTPRequestHandler):
+    """The model server: answers with the headers the gateway forwarded."""
+
+    def _echo(self) -> None:
+        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _echo
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path, live_server, upstream: int) -> Iterator[int]:
+    if NGINX is None:
+        pytest.skip("nginx is not installed (make nginx installs Debian's nginx-light)")
+    console = urlparse(live_server.url)
+    port = free_port()
+    gateway_conf = Template(TEMPLATE.read_text()).safe_substitute(
+        CONSOLE_UPSTREAM=f"127.0.0.1:{console.port}",
+        CONSOLE_HOST="localhost",
+        CONSOLE_GATEWAY_TOKEN="test-gateway-token",
+        MODEL_UPSTREAM=f"127.0.0.1:{upstream}",
+        GATEWAY_LISTEN=f"127.0.0.1:{port}",
+    )
+    (tmp_path / "gateway.conf").write_text(gateway_conf)
+    temp_paths = "\n".join(
+        f"  {name}_temp_path {tmp_path / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"""{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"} warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+{temp_paths}
+  include {tmp_path / "gateway.conf"};
+}}
+"""
+    )
+    process = subprocess.Popen(  # noqa: S603 -- a fixed binary and our own config
+        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"nginx exited: {output}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("nginx did not start listening")
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log = tmp_path / "error.log"
+        if log.exists() and "[emerg]" in log.read_text():
+            pytest.fail(log.read_text())
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: dict
+
+
+def call(port: int, raw_key: str, *, estimate: int | None = None, extra: dict[str, str] | None = None) -> Answer:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Authorization": f"Bearer {raw_key}", "Content-Type": "application/json", **(extra or {})}
+    if estimate is not None:
+        headers["X-Estimated-Tokens"] = str(estimate)
+    connection.request("POST", "/v1/chat/completions", body=b'{"model": "m"}', headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(body or b"{}"))
+
+
+@pytest.fixture
+def funded_key():
+    PriceFactory(model="m")
+    raw, key = make_api_key()
+    fund(key.organization, "20")
+    return raw, key
+
+
+def test_a_valid_key_reaches_the_upstream_with_the_ids(nginx, funded_key):
+    raw, key = funded_key
+    answer = call(nginx, raw, extra={"X-Organization-Id": "org-spoofed", "X-Gateway-Token": "guess"})
+    assert answer.status == 200
+    forwarded = answer.body["headers"]
+    assert answer.body["path"] == "/v1/chat/completions"
+    assert forwarded["x-organization-id"] == key.organization.public_id  # the client's value was replaced
+    assert forwarded["x-project-id"] == key.project.public_id
+    assert forwarded["x-key-id"] == key.public_id
+    assert "x-gateway-token" not in forwarded
+    assert int(answer.headers["x-ratelimit-remaining-tokens"]) > 0
+
+
+def test_a_revoked_key_gets_401_with_the_console_json(nginx, funded_key):
+    raw, key = funded_key
+    assert call(nginx, raw).status == 200
+    APIKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    answer = call(nginx, raw)
+    assert answer.status == 401
+    assert answer.body["error"]["code"] == "invalid_api_key"
+    assert answer.headers["content-type"] == "application/json"
+
+
+def test_an_over_budget_project_gets_403_with_the_json_code(nginx, funded_key):
+    raw, key = funded_key
+    Project.objects.filter(pk=key.project_id).update(daily_budget=Decimal("1.00"))
+    ProjectSpend.objects.create(project=key.project, period="day", period_start=timezone.now().date(),
+                                spent=Decimal("1.00"))
+    answer = call(nginx, raw)
+    assert answer.status == 403
+    assert answer.body["error"]["code"] == "daily_budget_exceeded"
+
+
+def test_a_tpm_burst_gets_429_with_retry_after(nginx, funded_key):
+    raw, key = funded_key
+    Project.objects.filter(pk=key.project_id).update(tpm_limit=3000)
+    statuses = [call(nginx, raw, estimate=1000).status for _ in range(3)]
+    burst = call(nginx, raw, estimate=1000)
+    assert statuses == [200, 200, 200]
+    assert burst.status == 429
+    assert burst.body["error"]["code"] == "rate_limited"
+    assert 1 <= int(burst.headers["retry-after"]) <= 60
+    # Another project of the organization still has room.
+    other_raw, _ = make_api_key(project=ProjectFactory(organization=key.organization))
+    assert call(nginx, other_raw, estimate=1000).status == 200

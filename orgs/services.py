@@ -615,7 +615,7 @@ def verification_reject(*, request: VerificationRequest, actor: User | None, rea
 def contact_sales_request_create(
     *, organization: Organization, actor: User, data: dict[str, Any]
 ) -> ContactSalesRequest:
-    """Store the request and email it to sales; at most CONSOLE_CONTACT_SALES_PER_HOUR per user."""
+    """Store the request (audited) and email it to sales; at most CONSOLE_CONTACT_SALES_PER_HOUR per user."""
     # The user's row is the lock that makes "5 an hour" exact under concurrent posts.
     User.objects.select_for_update().filter(pk=actor.pk).first()
     since = timezone.now() - timedelta(hours=1)
@@ -635,6 +635,13 @@ def contact_sales_request_create(
         company=data["company"].strip(),
         need=data["need"],
         message=data["message"].strip(),
+    )
+    audit_record(
+        actor=actor,
+        organization=organization,
+        action="contact_sales.request",
+        target=request,
+        after={"need": request.get_need_display(), "company": request.company, "email": request.email},
     )
     email_send(
         to=[settings.CONSOLE_SALES_EMAIL],

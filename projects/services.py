@@ -27,7 +27,7 @@ from orgs.services import audit_record, snapshot
 
 from .keys import generate_raw_key, key_digest, key_hint
 from .models import APIKey, Project, ProjectMembership, ProjectRole, RevocationReason
-from .permissions import effective_project_role
+from .permissions import effective_project_role, may_revoke_any_key
 from .selectors import api_key_limit, project_limit
 
 CENTS = Decimal("0.01")
@@ -443,10 +443,12 @@ def api_key_create(*, project: Project, actor: User, name: str, expires_at: date
 
 @transaction.atomic
 def api_key_revoke(*, key: APIKey, actor: User) -> APIKey:
-    """Revoke a key: its owner, a project admin or an org admin may. Revoking twice changes nothing."""
-    role = _require_project_role(actor=actor, project=key.project, min_role=ProjectRole.MEMBER)
-    if role < ProjectRole.ADMIN and key.created_by_id != actor.pk:
-        raise PermissionDenied("You can only revoke your own keys.")
+    """Revoke a key: its owner, a project admin, an org admin or platform staff (from the staff admin)
+    may. Revoking twice changes nothing."""
+    if not may_revoke_any_key(actor):
+        role = _require_project_role(actor=actor, project=key.project, min_role=ProjectRole.MEMBER)
+        if role < ProjectRole.ADMIN and key.created_by_id != actor.pk:
+            raise PermissionDenied("You can only revoke your own keys.")
     _revoke_keys(keys=APIKey.objects.filter(pk=key.pk), actor=actor, reason=RevocationReason.MANUAL)
     return APIKey.objects.select_related("project", "created_by", "revoked_by").get(pk=key.pk)
 

@@ -196,9 +196,9 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     return render(request, template, context)
 
 
-
-
 # --- members -------------------------------------------------------------------------------------
+
+INVITATIONS_PER_PAGE = 25
 
 
 def _members_context(
@@ -217,11 +217,17 @@ def _members_context(
     if membership.is_admin:
         filters = InvitationFilterForm(request.GET)
         status = filters.cleaned_data["status"] if filters.is_valid() else ""
+        invitations = invitations_for_organization(organization=organization, status=status)
+        page = Paginator(invitations, INVITATIONS_PER_PAGE).get_page(request.GET.get("page"))
+        # Resend/revoke post back with the list's state, so the same page and filter come back.
+        list_query = urlencode({"status": status, "page": page.number})
         context.update(
             blockers=invite_blockers(organization=organization),
             invite_form=invite_form or InvitationForm(),
-            invitations=invitations_for_organization(organization=organization, status=status)[:100],
+            invitation_page=page,
             invitation_status=status,
+            invitation_filter_query=urlencode({"status": status}) if status else "",
+            invitation_list_query=list_query,
             status_choices=InvitationFilterForm.base_fields["status"].choices,  # type: ignore[attr-defined]
             issued=issued,
             issued_link=request.build_absolute_uri(issued.path) if issued else "",
@@ -240,8 +246,8 @@ def _render_members(request: AuthedHttpRequest, context: dict[str, Any], *, stat
 def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = access_organization(request.user, org_id)
     context = _members_context(request, membership)
-    if request.htmx and membership.is_admin:
-        return render(request, "orgs/members.html#invitations", context)
+    if request.htmx and membership.is_admin:  # the invitation list's filter and pages
+        return render(request, "orgs/members.html#invitation-list", context)
     return render(request, "orgs/members.html", context)
 
 

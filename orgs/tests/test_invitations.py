@@ -369,10 +369,63 @@ def test_invitation_list_filters_by_status(client_as, invite, ready_org, org_adm
     invitation_revoke(invitation=invite("revoked@example.com").invitation, actor=org_admin)
     url = reverse("orgs:members", args=[ready_org.public_id])
     body = client.get(url, {"status": "revoked"}, headers={"HX-Request": "true"}).content.decode()
-    assert body.lstrip().startswith('<section id="invitations">')
+    assert body.lstrip().startswith('<div class="card" id="invitation-list">')
     assert "revoked@example.com" in body and "pending@example.com" not in body
     body = client.get(url, {"status": "pending"}).content.decode()
     assert "pending@example.com" in body and "revoked@example.com" not in body
+
+
+def _invite_many(invite, count):
+    """`count` invitations, newest last: inv0@ ... inv<count-1>@."""
+    return [invite(f"inv{n}@example.com") for n in range(count)]
+
+
+def test_invitation_list_is_paginated_newest_first(client_as, invite, ready_org, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    _invite_many(invite, 5)
+    client = client_as("admin")
+    url = reverse("orgs:members", args=[ready_org.public_id])
+    first = client.get(url).content.decode()
+    assert "inv4@example.com" in first and "inv3@example.com" in first and "inv2@example.com" not in first
+    assert "Page 1 of 3 · 5 invitations" in first
+    assert f'href="{url}?page=2"' in first and "Older →" in first and "← Newer" not in first
+    second = client.get(url, {"page": 2}, headers={"HX-Request": "true"}).content.decode()
+    assert second.lstrip().startswith('<div class="card" id="invitation-list">')
+    assert "Invite a member" not in second  # the form keeps what the admin typed
+    assert "inv2@example.com" in second and "inv1@example.com" in second and "inv4@example.com" not in second
+    assert f'hx-get="{url}?page=1"' in second and f'hx-get="{url}?page=3"' in second
+    last = client.get(url, {"page": 99}).content.decode()  # past the end: the last page
+    assert "inv0@example.com" in last and "Page 3 of 3" in last
+
+
+def test_invitation_pages_keep_the_status_filter(client_as, invite, ready_org, org_admin, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    invitations = _invite_many(invite, 4)
+    invitation_revoke(invitation=invitations[3].invitation, actor=org_admin)
+    url = reverse("orgs:members", args=[ready_org.public_id])
+    body = client_as("admin").get(url, {"status": "pending"}).content.decode()
+    assert "Page 1 of 2 · 3 invitations" in body
+    assert f'href="{url}?status=pending&amp;page=2"' in body
+    assert "inv3@example.com" not in body
+
+
+def test_a_short_invitation_list_has_no_page_links(client_as, invite, ready_org):
+    _invite_many(invite, 2)
+    body = client_as("admin").get(reverse("orgs:members", args=[ready_org.public_id])).content.decode()
+    assert "2 invitations" in body
+    assert "Older →" not in body and "Page 1" not in body
+
+
+def test_resending_from_a_later_page_comes_back_to_that_page(client_as, invite, ready_org, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    invitations = _invite_many(invite, 3)
+    client = client_as("admin")
+    members_url = reverse("orgs:members", args=[ready_org.public_id])
+    page2 = client.get(members_url, {"page": 2}).content.decode()
+    resend_url = reverse("orgs:invitation_resend", args=[ready_org.public_id, invitations[0].invitation.pk])
+    assert f'action="{resend_url}?status=&amp;page=2"' in page2
+    body = client.post(resend_url + "?status=&page=2", headers={"HX-Request": "true"}).content.decode()
+    assert "Page 2 of 2" in body and "inv0@example.com" in body
 
 
 # --- following the link --------------------------------------------------------------------------

@@ -97,3 +97,29 @@ def register_invitation_accepted(handler: InvitationAcceptedHandler) -> None:
 def run_invitation_accepted_handlers(*, invitation: object, membership: Membership) -> None:
     for handler in _invitation_accepted_handlers:
         handler(invitation=invitation, membership=membership)
+
+
+# The projects an invitation may pre-assign: provider(organization=...) -> [(project public id, name)],
+# plus the project roles [(value, label)] an invitee may get in them (the first is the default).
+# Registered by the projects app; without it the invite form offers no projects.
+InvitationProjectChoicesProvider = Callable[..., list[tuple[str, str]]]
+_invitation_project_choices: list[InvitationProjectChoicesProvider] = []
+_invitation_project_roles: list[tuple[int, str]] = []
+
+
+def register_invitation_project_choices(
+    provider: InvitationProjectChoicesProvider, *, roles: list[tuple[int, str]]
+) -> None:
+    _invitation_project_choices[:] = [provider]
+    _invitation_project_roles[:] = roles
+
+
+def invitation_project_choices(*, organization: object) -> list[tuple[str, str]]:
+    choices: list[tuple[str, str]] = []
+    for provider in _invitation_project_choices:
+        choices.extend(provider(organization=organization))
+    return choices
+
+
+def invitation_project_roles() -> list[tuple[int, str]]:
+    return list(_invitation_project_roles)

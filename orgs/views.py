@@ -28,7 +28,7 @@ from .forms import (
     RoleChangeForm,
     VerificationRequestForm,
 )
-from .hooks import member_removal_impact
+from .hooks import invitation_project_choices, invitation_project_roles, member_removal_impact
 from .invitations import (
     SESSION_JOINED,
     forget_pending,
@@ -37,7 +37,7 @@ from .invitations import (
     pending_digest,
     remember_pending,
 )
-from .models import Membership, Role, SalesNeed, VerificationStatus
+from .models import Membership, Organization, Role, SalesNeed, VerificationStatus
 from .permissions import (
     access_invitation,
     access_member,
@@ -49,8 +49,10 @@ from .selectors import (
     audit_events_for_organization,
     audit_filter_choices,
     invitation_by_digest,
+    invitation_rows,
     invitations_for_organization,
     invite_blockers,
+    invited_projects,
     limits_usage,
     members_for_organization,
     verification_requests_for_organization,
@@ -201,6 +203,14 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 INVITATIONS_PER_PAGE = 25
 
 
+def _invitation_form(organization: Organization, data: Any = None) -> InvitationForm:
+    return InvitationForm(
+        data,
+        projects=invitation_project_choices(organization=organization),
+        project_roles=invitation_project_roles(),
+    )
+
+
 def _members_context(
     request: AuthedHttpRequest,
     membership: Membership,
@@ -223,8 +233,9 @@ def _members_context(
         list_query = urlencode({"status": status, "page": page.number})
         context.update(
             blockers=invite_blockers(organization=organization),
-            invite_form=invite_form or InvitationForm(),
+            invite_form=invite_form or _invitation_form(organization),
             invitation_page=page,
+            invitation_rows=invitation_rows(organization=organization, invitations=page.object_list),
             invitation_status=status,
             invitation_filter_query=urlencode({"status": status}) if status else "",
             invitation_list_query=list_query,
@@ -255,23 +266,25 @@ def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 @require_POST
 def invitation_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
-    form = InvitationForm(request.POST)
+    organization = membership.organization
+    form = _invitation_form(organization, request.POST)
     issued = None
     if form.is_valid():
         try:
             issued = invitation_create(
-                organization=membership.organization,
+                organization=organization,
                 actor=request.user,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 valid_days=form.cleaned_data["valid_days"],
+                project_grants=form.cleaned_data["project_grants"],
             )
         except OrgError as error:
-            field = "email" if error.code in ("already_member", "already_invited") else None
-            form.add_error(field, error.message)
+            fields = {"already_member": "email", "already_invited": "email", "invalid_project": "projects"}
+            form.add_error(fields.get(error.code), error.message)
         else:
             messages.success(request, f"Invitation for {issued.invitation.email} created and emailed.")
-            form = InvitationForm()
+            form = _invitation_form(organization)
     return _render_members(request, _members_context(request, membership, invite_form=form, issued=issued))
 
 
@@ -402,7 +415,11 @@ def invitation_detail(request: HtmxHttpRequest) -> HttpResponse:
         forget_pending(request.session)
         return _invitation_invalid(request)
     organization = invitation.organization
-    context: dict[str, Any] = {"invitation": invitation, "org_name": organization.name}
+    context: dict[str, Any] = {
+        "invitation": invitation,
+        "org_name": organization.name,
+        "projects": invited_projects(invitation=invitation),
+    }
     user = request.user
     if not user.is_authenticated:
         context["signup_url"] = reverse("account_signup") + "?" + urlencode({"email": invitation.email})

@@ -12,6 +12,7 @@ class ProjectsConfig(AppConfig):
         from orgs import hooks
 
         from . import selectors, services
+        from .models import ProjectRole
 
         hooks.register_member_removal(
             handler=services.organization_member_removed, impact=services.organization_member_removal_impact
@@ -19,3 +20,4 @@ class ProjectsConfig(AppConfig):
         hooks.register_usage_counter("projects", selectors.active_project_count)
         hooks.register_usage_counter("api_keys", selectors.limited_api_key_count)
         hooks.register_invitation_accepted(services.invitation_project_grants_apply)
+        hooks.register_invitation_project_choices(selectors.invitation_project_choices, roles=ProjectRole.choices)

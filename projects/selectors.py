@@ -30,6 +30,11 @@ def active_projects_for_organization(*, organization: Organization) -> QuerySet[
     return Project.objects.filter(organization=organization, archived_at__isnull=True).order_by("name", "pk")
 
 
+def invitation_project_choices(*, organization: Organization) -> list[tuple[str, str]]:
+    """orgs hook: the projects an invitation may pre-assign, as (public id, name)."""
+    return list(active_projects_for_organization(organization=organization).values_list("public_id", "name"))
+
+
 def active_project_count(*, organization: Organization) -> int:
     return Project.objects.filter(organization=organization, archived_at__isnull=True).count()
 

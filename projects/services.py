@@ -543,9 +543,15 @@ def invitation_project_grants_apply(*, invitation: object, membership: Membershi
     """
     grants: list[dict[str, Any]] = getattr(invitation, "project_grants", None) or []
     for grant in grants:
-        project = Project.objects.filter(
-            organization_id=membership.organization_id, public_id=grant.get("project_id"), archived_at__isnull=True
-        ).first()
+        # Locked, so a project being archived right now is either skipped or archived after the join.
+        project = (
+            Project.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .filter(
+                organization_id=membership.organization_id, public_id=grant.get("project_id"), archived_at__isnull=True
+            )
+            .first()
+        )
         if project is None:
             continue
         role = grant.get("role")

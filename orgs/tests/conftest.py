@@ -56,3 +56,21 @@ def removal_hook(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     monkeypatch.setattr(hooks, "_removal_handlers", [handler])
     monkeypatch.setattr(hooks, "_impact_providers", [impact])
     return calls
+
+
+PROJECT_CHOICES = [("proj_alpha", "Alpha"), ("proj_beta", "Beta")]
+PROJECT_ROLES = [(10, "General Project Member"), (30, "Project Administrator")]
+
+
+@pytest.fixture
+def project_choices(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Stands in for the projects app's invitation choices: projects Alpha and Beta of any organization."""
+    monkeypatch.setattr(hooks, "_invitation_project_choices", [lambda organization: list(PROJECT_CHOICES)])
+    monkeypatch.setattr(hooks, "_invitation_project_roles", list(PROJECT_ROLES))
+    return PROJECT_CHOICES
+
+
+@pytest.fixture
+def no_project_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hooks, "_invitation_project_choices", [])
+    monkeypatch.setattr(hooks, "_invitation_project_roles", [])

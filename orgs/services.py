@@ -24,6 +24,7 @@ from .hooks import (
     invitation_project_choices,
     invitation_project_roles,
     run_invitation_accepted_handlers,
+    run_member_demotion_handlers,
     run_member_removal_handlers,
 )
 from .invitations import invitation_token_new, mask_email
@@ -204,7 +205,11 @@ def _lock_membership(membership: Membership, organization: Organization) -> Memb
 
 @transaction.atomic
 def membership_role_change(*, membership: Membership, actor: User, role: int) -> Membership:
-    """Make a member an admin or the reverse. Nobody grants above their own role; the last admin stays."""
+    """Make a member an admin or the reverse. Nobody grants above their own role; the last admin stays.
+
+    A demoted admin loses what only the admin role gave them: the projects app, through orgs.hooks,
+    revokes in the same transaction the keys they made in projects they are not a member of.
+    """
     organization = _lock_organization(membership.organization_id)
     actor_role = _require_admin(actor, organization)
     membership = _lock_membership(membership, organization)
@@ -220,6 +225,8 @@ def membership_role_change(*, membership: Membership, actor: User, role: int) ->
             "Make someone else an administrator first.",
             code="last_admin",
         )
+    if membership.role >= Role.ADMIN > role:
+        run_member_demotion_handlers(membership=membership, actor=actor)
     before = {"user": membership.user.email, "role": membership.get_role_display()}
     membership.role = role
     membership.save(update_fields=["role"])

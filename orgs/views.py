@@ -28,7 +28,12 @@ from .forms import (
     RoleChangeForm,
     VerificationRequestForm,
 )
-from .hooks import invitation_project_choices, invitation_project_roles, member_removal_impact
+from .hooks import (
+    invitation_project_choices,
+    invitation_project_roles,
+    member_demotion_impact,
+    member_removal_impact,
+)
 from .invitations import (
     SESSION_JOINED,
     forget_pending,
@@ -321,6 +326,21 @@ def member_role_change(request: AuthedHttpRequest, org_id: str, membership_id: i
     own, target = access_member(request.user, org_id, membership_id)
     if not own.is_admin:
         raise PermissionDenied("Only organization administrators can change roles.")
+    form = RoleChangeForm(request.POST)
+    if form.is_valid() and target.is_admin and form.cleaned_data["role"] < Role.ADMIN:
+        impact = member_demotion_impact(membership=target)
+        if impact.api_keys and not request.POST.get("confirmed"):
+            # Demoting revokes keys: say which before anything changes (the password comes after).
+            context = {
+                "membership": own,
+                "org": own.organization,
+                "target": target,
+                "self_demotion": target.pk == own.pk,
+                "role": form.cleaned_data["role"],
+                "role_label": Role(form.cleaned_data["role"]).label,
+                "impact": impact,
+            }
+            return render(request, "orgs/member_role_confirm.html", context)
     return _member_role_change(request, target=target)
 
 

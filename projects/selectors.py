@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from console.models import User
 from orgs.limits import LimitDecision, limit_check
-from orgs.models import Organization
+from orgs.models import Membership, Organization
 
 from .models import APIKey, Project, ProjectMembership
 
@@ -100,6 +100,19 @@ def addable_org_members(*, project: Project) -> QuerySet[User]:
         User.objects.filter(memberships__organization_id=project.organization_id)
         .exclude(project_memberships__project=project)
         .order_by("email")
+    )
+
+
+def keys_revoked_by_demotion(*, membership: Membership) -> QuerySet[APIKey]:
+    """An org admin's unrevoked keys in projects they are not a member of: demoting them to General
+    Member takes away their access to those projects, so these keys would be revoked."""
+    return (
+        APIKey.objects.filter(
+            organization_id=membership.organization_id, created_by_id=membership.user_id, revoked_at__isnull=True
+        )
+        .exclude(project__memberships__user_id=membership.user_id)
+        .select_related("project")
+        .order_by("project__name", "project_id", "-created_at")
     )
 
 

@@ -28,7 +28,7 @@ from orgs.services import audit_record, snapshot
 from .keys import generate_raw_key, key_digest, key_hint
 from .models import APIKey, Project, ProjectMembership, ProjectRole, RevocationReason
 from .permissions import effective_project_role, may_revoke_any_key
-from .selectors import api_key_limit, project_limit
+from .selectors import api_key_limit, keys_revoked_by_demotion, project_limit
 
 CENTS = Decimal("0.01")
 MAX_NOTIFY_THRESHOLDS = 10
@@ -532,6 +532,31 @@ def organization_member_removal_impact(*, membership: Membership) -> RemovalImpa
         ).count(),
         api_keys=len(keys),
         api_keys_last_used_at=max(used) if used else None,
+    )
+
+
+def organization_member_demoted(*, membership: Membership, actor: User | None) -> None:
+    """orgs hook, inside the role change's transaction: an org admin becoming a General Member keeps
+    only what their project memberships give, so the keys they made in other projects are revoked."""
+    _revoke_keys(
+        keys=APIKey.objects.filter(pk__in=keys_revoked_by_demotion(membership=membership).values("pk")),
+        actor=actor,
+        reason=RevocationReason.ROLE_CHANGED,
+    )
+
+
+def organization_member_demotion_impact(*, membership: Membership) -> RemovalImpact:
+    """orgs hook: the keys a demotion will revoke, how many projects they are in, and where (one note each)."""
+    keys = list(keys_revoked_by_demotion(membership=membership))
+    by_project: dict[str, list[str]] = {}
+    for key in keys:
+        by_project.setdefault(key.project.name, []).append(f"{key.name} ({key.hint})")
+    used = [key.last_used_at for key in keys if key.last_used_at is not None]
+    return RemovalImpact(
+        projects=len(by_project),
+        api_keys=len(keys),
+        api_keys_last_used_at=max(used) if used else None,
+        notes=[f"{project}: {', '.join(names)}" for project, names in by_project.items()],
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -53,7 +53,9 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(item) for item in value]
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
-    return str(value)  # Decimal, datetime, Country...: their text form
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")  # microseconds only clutter the audit log
+    return str(value)  # Decimal, Country...: their text form
 
 
 def snapshot(obj: Model, fields: tuple[str, ...] | list[str]) -> dict[str, Any]:

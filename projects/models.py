@@ -133,6 +133,7 @@ class APIKey(models.Model):
     objects = APIKeyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["project", "created_by"]),

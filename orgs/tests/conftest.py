@@ -7,15 +7,6 @@ import pytest
 from orgs import hooks
 from orgs.models import Organization
 from orgs.services import IssuedInvitation, invitation_create
-from orgs.tests.factories import READY_TO_INVITE
-
-
-@pytest.fixture
-def ready_org(org: Organization) -> Organization:
-    """`org` with complete information and Enterprise Verified: its admins may invite."""
-    Organization.objects.filter(pk=org.pk).update(**READY_TO_INVITE)
-    org.refresh_from_db()
-    return org
 
 
 @pytest.fixture

@@ -13,19 +13,11 @@ from django.utils import timezone
 
 from console.tests.factories import UserFactory
 from orgs.models import AuditEvent, Invitation, Organization, Role
-from orgs.tests.factories import READY_TO_INVITE
 from projects.models import Project, ProjectMembership, ProjectRole
 from projects.services import project_archive
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ready_org(org: Organization) -> Organization:
-    Organization.objects.filter(pk=org.pk).update(**READY_TO_INVITE)
-    org.refresh_from_db()
-    return org
 
 
 @pytest.fixture

@@ -414,6 +414,8 @@ def test_invitation_list_filters_by_status(client_as, invite, ready_org, org_adm
     assert "revoked@example.com" in body and "pending@example.com" not in body
     body = client.get(url, {"status": "pending"}).content.decode()
     assert "pending@example.com" in body and "revoked@example.com" not in body
+    body = client.get(url, {"status": "accepted"}, headers={"HX-Request": "true"}).content.decode()
+    assert "No accepted invitations" in body and "pending@example.com" not in body
 
 
 def _invite_post(client, org, **extra):

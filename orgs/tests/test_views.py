@@ -211,6 +211,9 @@ def test_audit_log_shows_created_values_changes_and_removed_context_plainly(clie
     assert '<span class="muted">email:</span> ana@example.com</div>' in page  # what was revoked
     assert '<span class="muted">status:</span> pending → revoked</div>' in page
     assert "∅" not in page
+    audit_record(actor=actor, organization=org, action="thing.stop", before={"reason": ""}, after={"reason": "manual"})
+    page = " ".join(client.get(reverse("orgs:audit_log", args=[org.public_id])).content.decode().split())
+    assert '<span class="muted">reason:</span> ∅ → manual</div>' in page  # an empty value is not invisible
 
 
 def test_audit_log_paginates(client_as, org):

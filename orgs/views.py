@@ -9,13 +9,13 @@ from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.http import AuthedHttpRequest, HtmxHttpRequest
+from console.paging import paginate
 
 from .exceptions import InvitationInvalid, OrgError
 from .forms import (
@@ -176,6 +176,9 @@ def verification_document(request: AuthedHttpRequest, org_id: str, request_id: i
     return response
 
 
+AUDIT_EVENTS_PER_PAGE = 25
+
+
 @login_required
 @require_GET
 def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
@@ -186,10 +189,8 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     events = audit_events_for_organization(
         organization=organization, action=filters.get("action") or "", actor_id=filters.get("actor")
     )
-    page = Paginator(events, 25).get_page(request.GET.get("page"))
+    page, query = paginate(request, events, per_page=AUDIT_EVENTS_PER_PAGE)
     actions, actors = audit_filter_choices(organization=organization)
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "membership": membership,
         "org": organization,
@@ -197,7 +198,7 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
         "actions": actions,
         "actors": actors,
         "filters": filters,
-        "query": query.urlencode(),
+        "query": query,
     }
     template = "orgs/audit_log.html#audit-table" if request.htmx else "orgs/audit_log.html"
     return render(request, template, context)
@@ -233,7 +234,7 @@ def _members_context(
         filters = InvitationFilterForm(request.GET)
         status = filters.cleaned_data["status"] if filters.is_valid() else ""
         invitations = invitations_for_organization(organization=organization, status=status)
-        page = Paginator(invitations, INVITATIONS_PER_PAGE).get_page(request.GET.get("page"))
+        page, query = paginate(request, invitations, per_page=INVITATIONS_PER_PAGE)
         # Resend/revoke post back with the list's state, so the same page and filter come back.
         list_query = urlencode({"status": status, "page": page.number})
         context.update(
@@ -242,7 +243,7 @@ def _members_context(
             invitation_page=page,
             invitation_rows=invitation_rows(organization=organization, invitations=page.object_list),
             invitation_status=status,
-            invitation_filter_query=urlencode({"status": status}) if status else "",
+            invitation_query=query,
             invitation_list_query=list_query,
             status_choices=InvitationFilterForm.base_fields["status"].choices,  # type: ignore[attr-defined]
             issued=issued,

@@ -13,7 +13,7 @@ from django.test import Client
 from console.models import User
 from console.tests.factories import UserFactory
 from orgs.models import Membership, Organization, Role
-from orgs.tests.factories import MembershipFactory, OrganizationFactory
+from orgs.tests.factories import READY_TO_INVITE, MembershipFactory, OrganizationFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
 
@@ -53,6 +53,14 @@ def user(db: None) -> User:
 @pytest.fixture
 def org(db: None) -> Organization:
     return OrganizationFactory()
+
+
+@pytest.fixture
+def ready_org(org: Organization) -> Organization:
+    """`org` with complete information and Enterprise Verified: its admins may invite."""
+    Organization.objects.filter(pk=org.pk).update(**READY_TO_INVITE)
+    org.refresh_from_db()
+    return org
 
 
 @pytest.fixture

@@ -87,9 +87,57 @@ class InvitationForm(forms.Form):
         help_text="1 to 30 days.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    projects = forms.MultipleChoiceField(
+        label="Projects",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Choose among this organization's active projects."},
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        projects: list[tuple[str, str]] | None = None,
+        project_roles: list[tuple[int, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`projects` [(public id, name)] and `project_roles` [(value, label)] come from orgs.hooks."""
         super().__init__(*args, **kwargs)
         self.fields["valid_days"].initial = settings.CONSOLE_INVITATION_DAYS
+        projects = projects or []
+        project_roles = project_roles or []
+        self.fields["projects"].choices = projects  # type: ignore[attr-defined]
+        self.project_ids = [project_id for project_id, _ in projects]
+        for project_id, name in projects:
+            self.fields[f"project_role_{project_id}"] = forms.TypedChoiceField(
+                label=f"Project role in {name}",
+                choices=project_roles,
+                coerce=int,
+                initial=project_roles[0][0] if project_roles else None,
+                required=False,
+            )
+        if not projects:
+            del self.fields["projects"]
+
+    @property
+    def project_rows(self) -> list[tuple[Any, Any]]:
+        """(checkbox, role select) for each project, for the template to lay out side by side."""
+        if "projects" not in self.fields:
+            return []
+        checkboxes = {str(checkbox.data["value"]): checkbox for checkbox in self["projects"]}
+        return [(checkboxes[project_id], self[f"project_role_{project_id}"]) for project_id in self.project_ids]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        grants = []
+        for project_id in cleaned.get("projects") or []:
+            field = f"project_role_{project_id}"
+            role = cleaned.get(field)
+            if role in (None, ""):
+                role = self.fields[field].initial
+            grants.append({"project_id": project_id, "role": role})
+        cleaned["project_grants"] = grants
+        return cleaned
 
 
 class InvitationFilterForm(forms.Form):

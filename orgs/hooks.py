@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from console.models import User
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class RemovalImpact:
-    """What removing a member will do, shown before the admin confirms."""
+    """What removing (or demoting) a member will do, shown before the admin confirms."""
 
     projects: int = 0
     api_keys: int = 0
@@ -49,11 +49,22 @@ _removal_handlers: list[MemberRemovalHandler] = []
 _impact_providers: list[RemovalImpactProvider] = []
 
 
+def _add(registry: list[Any], item: Any) -> None:
+    # ready() may run more than once (tests, reloads): register each callable once.
+    if item not in registry:
+        registry.append(item)
+
+
+def _merged_impact(providers: list[RemovalImpactProvider], membership: Membership) -> RemovalImpact:
+    impact = RemovalImpact()
+    for provider in providers:
+        impact = impact.merge(provider(membership=membership))
+    return impact
+
+
 def register_member_removal(*, handler: MemberRemovalHandler, impact: RemovalImpactProvider) -> None:
-    if handler not in _removal_handlers:
-        _removal_handlers.append(handler)
-    if impact not in _impact_providers:
-        _impact_providers.append(impact)
+    _add(_removal_handlers, handler)
+    _add(_impact_providers, impact)
 
 
 def run_member_removal_handlers(*, membership: Membership, actor: User | None) -> None:
@@ -62,10 +73,29 @@ def run_member_removal_handlers(*, membership: Membership, actor: User | None) -
 
 
 def member_removal_impact(*, membership: Membership) -> RemovalImpact:
-    impact = RemovalImpact()
-    for provider in _impact_providers:
-        impact = impact.merge(provider(membership=membership))
-    return impact
+    return _merged_impact(_impact_providers, membership)
+
+
+# An Organization Administrator becoming a General Member loses the project-admin rights that came
+# with the role: handler(membership=..., actor=...) runs inside the role change's transaction, with
+# the organization and membership rows locked and the role not yet saved; it must lock what it
+# changes and record its own AuditEvents. impact(membership=...) -> RemovalImpact; read-only.
+_demotion_handlers: list[MemberRemovalHandler] = []
+_demotion_impact_providers: list[RemovalImpactProvider] = []
+
+
+def register_member_demotion(*, handler: MemberRemovalHandler, impact: RemovalImpactProvider) -> None:
+    _add(_demotion_handlers, handler)
+    _add(_demotion_impact_providers, impact)
+
+
+def run_member_demotion_handlers(*, membership: Membership, actor: User | None) -> None:
+    for handler in _demotion_handlers:
+        handler(membership=membership, actor=actor)
+
+
+def member_demotion_impact(*, membership: Membership) -> RemovalImpact:
+    return _merged_impact(_demotion_impact_providers, membership)
 
 
 # Usage of tier-limited resources ("projects", "api_keys"), counted by the app that owns them:
@@ -90,10 +120,35 @@ _invitation_accepted_handlers: list[InvitationAcceptedHandler] = []
 
 
 def register_invitation_accepted(handler: InvitationAcceptedHandler) -> None:
-    if handler not in _invitation_accepted_handlers:
-        _invitation_accepted_handlers.append(handler)
+    _add(_invitation_accepted_handlers, handler)
 
 
 def run_invitation_accepted_handlers(*, invitation: object, membership: Membership) -> None:
     for handler in _invitation_accepted_handlers:
         handler(invitation=invitation, membership=membership)
+
+
+# The projects an invitation may pre-assign: provider(organization=...) -> [(project public id, name)],
+# plus the project roles [(value, label)] an invitee may get in them (the first is the default).
+# Registered by the projects app; without it the invite form offers no projects.
+InvitationProjectChoicesProvider = Callable[..., list[tuple[str, str]]]
+_invitation_project_choices: list[InvitationProjectChoicesProvider] = []
+_invitation_project_roles: list[tuple[int, str]] = []
+
+
+def register_invitation_project_choices(
+    provider: InvitationProjectChoicesProvider, *, roles: list[tuple[int, str]]
+) -> None:
+    _invitation_project_choices[:] = [provider]
+    _invitation_project_roles[:] = roles
+
+
+def invitation_project_choices(*, organization: object) -> list[tuple[str, str]]:
+    choices: list[tuple[str, str]] = []
+    for provider in _invitation_project_choices:
+        choices.extend(provider(organization=organization))
+    return choices
+
+
+def invitation_project_roles() -> list[tuple[int, str]]:
+    return list(_invitation_project_roles)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from allauth.mfa.models import Authenticator
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from console.models import User
 
-from .hooks import resource_usage
+from .hooks import invitation_project_choices, invitation_project_roles, resource_usage
 from .limits import RESOURCE_LABELS, Resource, contact_sales_url, organization_limit
 from .models import (
     AuditEvent,
@@ -94,6 +95,45 @@ def invitations_for_organization(*, organization: Organization, status: str = ""
         .filter(_invitation_status_filter(status))
         .select_related("invited_by", "accepted_by")
     )
+
+
+@dataclass(frozen=True)
+class InvitedProject:
+    """A project an invitee joins on acceptance, with the project role they get there."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    invitation: Invitation
+    projects: list[InvitedProject]
+
+
+def invitation_rows(*, organization: Organization, invitations: Iterable[Invitation]) -> list[InvitationRow]:
+    """Invitations with the projects they pre-assign, by name. Projects archived since are left out
+    (acceptance skips them too). One query for all the rows, none when no invitation names projects."""
+    invitations = list(invitations)
+    names: dict[str, str] = {}
+    if any(invitation.project_grants for invitation in invitations):
+        names = dict(invitation_project_choices(organization=organization))
+    roles = dict(invitation_project_roles())
+    return [
+        InvitationRow(
+            invitation=invitation,
+            projects=[
+                InvitedProject(name=names[grant["project_id"]], role=roles.get(grant.get("role"), ""))
+                for grant in invitation.project_grants
+                if grant.get("project_id") in names
+            ],
+        )
+        for invitation in invitations
+    ]
+
+
+def invited_projects(*, invitation: Invitation) -> list[InvitedProject]:
+    return invitation_rows(organization=invitation.organization, invitations=[invitation])[0].projects
 
 
 def invitation_by_digest(*, digest: str) -> Invitation | None:

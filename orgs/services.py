@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -20,7 +20,13 @@ from console.models import User
 from .documents import document_kind, document_problem
 from .emails import email_send
 from .exceptions import InvitationInvalid, OrgError
-from .hooks import run_invitation_accepted_handlers, run_member_removal_handlers
+from .hooks import (
+    invitation_project_choices,
+    invitation_project_roles,
+    run_invitation_accepted_handlers,
+    run_member_demotion_handlers,
+    run_member_removal_handlers,
+)
 from .invitations import invitation_token_new, mask_email
 from .models import (
     AuditEvent,
@@ -35,7 +41,7 @@ from .models import (
     VerificationStatus,
     VerificationTier,
 )
-from .selectors import admin_count, invite_blockers
+from .selectors import admin_count, invite_blockers, invited_projects
 
 ORGANIZATION_INFO_FIELDS = ("name", "registered_email", "legal_address", "country", "tax_number", "website")
 
@@ -47,7 +53,9 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(item) for item in value]
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
-    return str(value)  # Decimal, datetime, Country...: their text form
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")  # microseconds only clutter the audit log
+    return str(value)  # Decimal, Country...: their text form
 
 
 def snapshot(obj: Model, fields: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -199,7 +207,11 @@ def _lock_membership(membership: Membership, organization: Organization) -> Memb
 
 @transaction.atomic
 def membership_role_change(*, membership: Membership, actor: User, role: int) -> Membership:
-    """Make a member an admin or the reverse. Nobody grants above their own role; the last admin stays."""
+    """Make a member an admin or the reverse. Nobody grants above their own role; the last admin stays.
+
+    A demoted admin loses what only the admin role gave them: the projects app, through orgs.hooks,
+    revokes in the same transaction the keys they made in projects they are not a member of.
+    """
     organization = _lock_organization(membership.organization_id)
     actor_role = _require_admin(actor, organization)
     membership = _lock_membership(membership, organization)
@@ -215,6 +227,8 @@ def membership_role_change(*, membership: Membership, actor: User, role: int) ->
             "Make someone else an administrator first.",
             code="last_admin",
         )
+    if membership.role >= Role.ADMIN > role:
+        run_member_demotion_handlers(membership=membership, actor=actor)
     before = {"user": membership.user.email, "role": membership.get_role_display()}
     membership.role = role
     membership.save(update_fields=["role"])
@@ -288,6 +302,23 @@ def _check_can_invite(*, organization: Organization, actor: User, email: str, ro
         raise OrgError(f"{email} is already a member of {organization.name}.", code="already_member")
 
 
+def _checked_project_grants(*, organization: Organization, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The grants as stored: each names an active project of this organization and a project role,
+    once. Anything else is refused, so a tampered form cannot reach another organization's project."""
+    if not grants:
+        return []
+    projects = dict(invitation_project_choices(organization=organization))
+    roles = {value for value, _ in invitation_project_roles()}
+    checked: dict[str, int] = {}
+    for grant in grants:
+        if grant.get("project_id") not in projects:
+            raise OrgError("Choose among this organization's active projects.", code="invalid_project")
+        if grant.get("role") not in roles:
+            raise OrgError("Choose a project role for each project.", code="invalid_project_role")
+        checked.setdefault(grant["project_id"], int(grant["role"]))
+    return [{"project_id": project_id, "role": role} for project_id, role in checked.items()]
+
+
 def _send_invitation(*, invitation: Invitation, token: str) -> None:
     organization = invitation.organization
     inviter = invitation.invited_by
@@ -299,6 +330,7 @@ def _send_invitation(*, invitation: Invitation, token: str) -> None:
             "organization_name": organization.name,
             "inviter": inviter.get_full_name() if inviter else "An administrator",
             "role": invitation.get_role_display(),
+            "projects": invited_projects(invitation=invitation),
             "link": settings.CONSOLE_SITE_URL.rstrip("/") + reverse("orgs:invitation_open", args=[token]),
             "expires_at": invitation.expires_at,
         },
@@ -318,10 +350,12 @@ def invitation_create(
     """Issue a dedicated, single-use link bound to `email`, and email it (after commit).
 
     Requires complete organization information and (unless a setting relaxes it) verification.
+    `project_grants` ([{"project_id", "role"}]) pre-assign projects, applied on acceptance.
     """
     organization = _lock_organization(organization.pk)
     email = email.strip()
     _check_can_invite(organization=organization, actor=actor, email=email, role=role)
+    grants = _checked_project_grants(organization=organization, grants=project_grants or [])
     days = settings.CONSOLE_INVITATION_DAYS if valid_days is None else valid_days
     if not 1 <= days <= 30:
         raise OrgError("An invitation is valid for 1 to 30 days.", code="invalid_days")
@@ -342,18 +376,15 @@ def invitation_create(
         digest=new.digest,
         hint=new.hint,
         valid_days=days,
-        project_grants=project_grants or [],
+        project_grants=grants,
         invited_by=actor,
         sent_at=now,
         expires_at=now + timedelta(days=days),
     )
-    audit_record(
-        actor=actor,
-        organization=organization,
-        action="invitation.create",
-        target=invitation,
-        after={"email": email, "role": invitation.get_role_display(), "expires_at": invitation.expires_at},
-    )
+    after: dict[str, Any] = {"email": email, "role": invitation.get_role_display(), "expires_at": invitation.expires_at}
+    if grants:
+        after["projects"] = ", ".join(f"{p.name} ({p.role})" for p in invited_projects(invitation=invitation))
+    audit_record(actor=actor, organization=organization, action="invitation.create", target=invitation, after=after)
     _send_invitation(invitation=invitation, token=new.token)
     return IssuedInvitation(invitation=invitation, token=new.token)
 
@@ -615,7 +646,7 @@ def verification_reject(*, request: VerificationRequest, actor: User | None, rea
 def contact_sales_request_create(
     *, organization: Organization, actor: User, data: dict[str, Any]
 ) -> ContactSalesRequest:
-    """Store the request and email it to sales; at most CONSOLE_CONTACT_SALES_PER_HOUR per user."""
+    """Store the request (audited) and email it to sales; at most CONSOLE_CONTACT_SALES_PER_HOUR per user."""
     # The user's row is the lock that makes "5 an hour" exact under concurrent posts.
     User.objects.select_for_update().filter(pk=actor.pk).first()
     since = timezone.now() - timedelta(hours=1)
@@ -635,6 +666,13 @@ def contact_sales_request_create(
         company=data["company"].strip(),
         need=data["need"],
         message=data["message"].strip(),
+    )
+    audit_record(
+        actor=actor,
+        organization=organization,
+        action="contact_sales.request",
+        target=request,
+        after={"need": request.get_need_display(), "company": request.company, "email": request.email},
     )
     email_send(
         to=[settings.CONSOLE_SALES_EMAIL],

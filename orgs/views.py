@@ -9,13 +9,13 @@ from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.http import AuthedHttpRequest, HtmxHttpRequest
+from console.paging import paginate
 
 from .exceptions import InvitationInvalid, OrgError
 from .forms import (
@@ -28,7 +28,12 @@ from .forms import (
     RoleChangeForm,
     VerificationRequestForm,
 )
-from .hooks import member_removal_impact
+from .hooks import (
+    invitation_project_choices,
+    invitation_project_roles,
+    member_demotion_impact,
+    member_removal_impact,
+)
 from .invitations import (
     SESSION_JOINED,
     forget_pending,
@@ -37,7 +42,7 @@ from .invitations import (
     pending_digest,
     remember_pending,
 )
-from .models import Membership, Role, SalesNeed, VerificationStatus
+from .models import Membership, Organization, Role, SalesNeed, VerificationStatus
 from .permissions import (
     access_invitation,
     access_member,
@@ -49,8 +54,10 @@ from .selectors import (
     audit_events_for_organization,
     audit_filter_choices,
     invitation_by_digest,
+    invitation_rows,
     invitations_for_organization,
     invite_blockers,
+    invited_projects,
     limits_usage,
     members_for_organization,
     verification_requests_for_organization,
@@ -169,6 +176,9 @@ def verification_document(request: AuthedHttpRequest, org_id: str, request_id: i
     return response
 
 
+AUDIT_EVENTS_PER_PAGE = 25
+
+
 @login_required
 @require_GET
 def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
@@ -179,10 +189,8 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     events = audit_events_for_organization(
         organization=organization, action=filters.get("action") or "", actor_id=filters.get("actor")
     )
-    page = Paginator(events, 25).get_page(request.GET.get("page"))
+    page, query = paginate(request, events, per_page=AUDIT_EVENTS_PER_PAGE)
     actions, actors = audit_filter_choices(organization=organization)
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "membership": membership,
         "org": organization,
@@ -190,15 +198,23 @@ def audit_log(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
         "actions": actions,
         "actors": actors,
         "filters": filters,
-        "query": query.urlencode(),
+        "query": query,
     }
     template = "orgs/audit_log.html#audit-table" if request.htmx else "orgs/audit_log.html"
     return render(request, template, context)
 
 
-
-
 # --- members -------------------------------------------------------------------------------------
+
+INVITATIONS_PER_PAGE = 25
+
+
+def _invitation_form(organization: Organization, data: Any = None) -> InvitationForm:
+    return InvitationForm(
+        data,
+        projects=invitation_project_choices(organization=organization),
+        project_roles=invitation_project_roles(),
+    )
 
 
 def _members_context(
@@ -217,11 +233,18 @@ def _members_context(
     if membership.is_admin:
         filters = InvitationFilterForm(request.GET)
         status = filters.cleaned_data["status"] if filters.is_valid() else ""
+        invitations = invitations_for_organization(organization=organization, status=status)
+        page, query = paginate(request, invitations, per_page=INVITATIONS_PER_PAGE)
+        # Resend/revoke post back with the list's state, so the same page and filter come back.
+        list_query = urlencode({"status": status, "page": page.number})
         context.update(
             blockers=invite_blockers(organization=organization),
-            invite_form=invite_form or InvitationForm(),
-            invitations=invitations_for_organization(organization=organization, status=status)[:100],
+            invite_form=invite_form or _invitation_form(organization),
+            invitation_page=page,
+            invitation_rows=invitation_rows(organization=organization, invitations=page.object_list),
             invitation_status=status,
+            invitation_query=query,
+            invitation_list_query=list_query,
             status_choices=InvitationFilterForm.base_fields["status"].choices,  # type: ignore[attr-defined]
             issued=issued,
             issued_link=request.build_absolute_uri(issued.path) if issued else "",
@@ -240,8 +263,8 @@ def _render_members(request: AuthedHttpRequest, context: dict[str, Any], *, stat
 def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = access_organization(request.user, org_id)
     context = _members_context(request, membership)
-    if request.htmx and membership.is_admin:
-        return render(request, "orgs/members.html#invitations", context)
+    if request.htmx and membership.is_admin:  # the invitation list's filter and pages
+        return render(request, "orgs/members.html#invitation-list", context)
     return render(request, "orgs/members.html", context)
 
 
@@ -249,23 +272,25 @@ def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 @require_POST
 def invitation_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
-    form = InvitationForm(request.POST)
+    organization = membership.organization
+    form = _invitation_form(organization, request.POST)
     issued = None
     if form.is_valid():
         try:
             issued = invitation_create(
-                organization=membership.organization,
+                organization=organization,
                 actor=request.user,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 valid_days=form.cleaned_data["valid_days"],
+                project_grants=form.cleaned_data["project_grants"],
             )
         except OrgError as error:
-            field = "email" if error.code in ("already_member", "already_invited") else None
-            form.add_error(field, error.message)
+            fields = {"already_member": "email", "already_invited": "email", "invalid_project": "projects"}
+            form.add_error(fields.get(error.code), error.message)
         else:
             messages.success(request, f"Invitation for {issued.invitation.email} created and emailed.")
-            form = InvitationForm()
+            form = _invitation_form(organization)
     return _render_members(request, _members_context(request, membership, invite_form=form, issued=issued))
 
 
@@ -302,6 +327,21 @@ def member_role_change(request: AuthedHttpRequest, org_id: str, membership_id: i
     own, target = access_member(request.user, org_id, membership_id)
     if not own.is_admin:
         raise PermissionDenied("Only organization administrators can change roles.")
+    form = RoleChangeForm(request.POST)
+    if form.is_valid() and target.is_admin and form.cleaned_data["role"] < Role.ADMIN:
+        impact = member_demotion_impact(membership=target)
+        if impact.api_keys and not request.POST.get("confirmed"):
+            # Demoting revokes keys: say which before anything changes (the password comes after).
+            context = {
+                "membership": own,
+                "org": own.organization,
+                "target": target,
+                "self_demotion": target.pk == own.pk,
+                "role": form.cleaned_data["role"],
+                "role_label": Role(form.cleaned_data["role"]).label,
+                "impact": impact,
+            }
+            return render(request, "orgs/member_role_confirm.html", context)
     return _member_role_change(request, target=target)
 
 
@@ -396,7 +436,11 @@ def invitation_detail(request: HtmxHttpRequest) -> HttpResponse:
         forget_pending(request.session)
         return _invitation_invalid(request)
     organization = invitation.organization
-    context: dict[str, Any] = {"invitation": invitation, "org_name": organization.name}
+    context: dict[str, Any] = {
+        "invitation": invitation,
+        "org_name": organization.name,
+        "projects": invited_projects(invitation=invitation),
+    }
     user = request.user
     if not user.is_authenticated:
         context["signup_url"] = reverse("account_signup") + "?" + urlencode({"email": invitation.email})

@@ -12,10 +12,15 @@ class ProjectsConfig(AppConfig):
         from orgs import hooks
 
         from . import selectors, services
+        from .models import ProjectRole
 
         hooks.register_member_removal(
             handler=services.organization_member_removed, impact=services.organization_member_removal_impact
         )
+        hooks.register_member_demotion(
+            handler=services.organization_member_demoted, impact=services.organization_member_demotion_impact
+        )
         hooks.register_usage_counter("projects", selectors.active_project_count)
         hooks.register_usage_counter("api_keys", selectors.limited_api_key_count)
         hooks.register_invitation_accepted(services.invitation_project_grants_apply)
+        hooks.register_invitation_project_choices(selectors.invitation_project_choices, roles=ProjectRole.choices)

@@ -93,6 +93,7 @@ class ProjectMembership(models.Model):
 class RevocationReason(models.TextChoices):
     MANUAL = "manual", "Revoked"
     MEMBER_REMOVED = "member_removed", "Member removed"
+    ROLE_CHANGED = "role_changed", "Owner's role changed"
     ROLLED = "rolled", "Replaced by a rolled key"
 
 
@@ -132,6 +133,7 @@ class APIKey(models.Model):
     objects = APIKeyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["project", "created_by"]),

@@ -108,6 +108,13 @@ def access_project_member(access: ProjectAccess, member_id: int) -> ProjectMembe
     return project_membership
 
 
+def may_revoke_any_key(user: User) -> bool:
+    """Platform staff allowed to change keys in the staff admin (e.g. to stop a leaked key)."""
+    if not (user.is_active and user.is_staff):
+        return False
+    return user.has_perm("projects.change_apikey")
+
+
 def can_revoke_key(access: ProjectAccess, key: APIKey, user: User) -> bool:
     """Project admins (and org admins) revoke any key of the project; a member only their own."""
     if access.is_admin:

@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from console.models import User
 from orgs.limits import LimitDecision, limit_check
-from orgs.models import Organization
+from orgs.models import Membership, Organization
 
 from .models import APIKey, Project, ProjectMembership
 
@@ -28,6 +28,11 @@ def projects_for_organization(*, organization: Organization, user: User, archive
 def active_projects_for_organization(*, organization: Organization) -> QuerySet[Project]:
     """Projects that can still be joined, e.g. for an invitation's pre-assigned projects."""
     return Project.objects.filter(organization=organization, archived_at__isnull=True).order_by("name", "pk")
+
+
+def invitation_project_choices(*, organization: Organization) -> list[tuple[str, str]]:
+    """orgs hook: the projects an invitation may pre-assign, as (public id, name)."""
+    return list(active_projects_for_organization(organization=organization).values_list("public_id", "name"))
 
 
 def active_project_count(*, organization: Organization) -> int:
@@ -95,6 +100,19 @@ def addable_org_members(*, project: Project) -> QuerySet[User]:
         User.objects.filter(memberships__organization_id=project.organization_id)
         .exclude(project_memberships__project=project)
         .order_by("email")
+    )
+
+
+def keys_revoked_by_demotion(*, membership: Membership) -> QuerySet[APIKey]:
+    """An org admin's unrevoked keys in projects they are not a member of: demoting them to General
+    Member takes away their access to those projects, so these keys would be revoked."""
+    return (
+        APIKey.objects.filter(
+            organization_id=membership.organization_id, created_by_id=membership.user_id, revoked_at__isnull=True
+        )
+        .exclude(project__memberships__user_id=membership.user_id)
+        .select_related("project")
+        .order_by("project__name", "project_id", "-created_at")
     )
 
 

@@ -27,8 +27,8 @@ from orgs.services import audit_record, snapshot
 
 from .keys import generate_raw_key, key_digest, key_hint
 from .models import APIKey, Project, ProjectMembership, ProjectRole, RevocationReason
-from .permissions import effective_project_role
-from .selectors import api_key_limit, project_limit
+from .permissions import effective_project_role, may_revoke_any_key
+from .selectors import api_key_limit, keys_revoked_by_demotion, project_limit
 
 CENTS = Decimal("0.01")
 MAX_NOTIFY_THRESHOLDS = 10
@@ -443,10 +443,12 @@ def api_key_create(*, project: Project, actor: User, name: str, expires_at: date
 
 @transaction.atomic
 def api_key_revoke(*, key: APIKey, actor: User) -> APIKey:
-    """Revoke a key: its owner, a project admin or an org admin may. Revoking twice changes nothing."""
-    role = _require_project_role(actor=actor, project=key.project, min_role=ProjectRole.MEMBER)
-    if role < ProjectRole.ADMIN and key.created_by_id != actor.pk:
-        raise PermissionDenied("You can only revoke your own keys.")
+    """Revoke a key: its owner, a project admin, an org admin or platform staff (from the staff admin)
+    may. Revoking twice changes nothing."""
+    if not may_revoke_any_key(actor):
+        role = _require_project_role(actor=actor, project=key.project, min_role=ProjectRole.MEMBER)
+        if role < ProjectRole.ADMIN and key.created_by_id != actor.pk:
+            raise PermissionDenied("You can only revoke your own keys.")
     _revoke_keys(keys=APIKey.objects.filter(pk=key.pk), actor=actor, reason=RevocationReason.MANUAL)
     return APIKey.objects.select_related("project", "created_by", "revoked_by").get(pk=key.pk)
 
@@ -533,6 +535,31 @@ def organization_member_removal_impact(*, membership: Membership) -> RemovalImpa
     )
 
 
+def organization_member_demoted(*, membership: Membership, actor: User | None) -> None:
+    """orgs hook, inside the role change's transaction: an org admin becoming a General Member keeps
+    only what their project memberships give, so the keys they made in other projects are revoked."""
+    _revoke_keys(
+        keys=APIKey.objects.filter(pk__in=keys_revoked_by_demotion(membership=membership).values("pk")),
+        actor=actor,
+        reason=RevocationReason.ROLE_CHANGED,
+    )
+
+
+def organization_member_demotion_impact(*, membership: Membership) -> RemovalImpact:
+    """orgs hook: the keys a demotion will revoke, how many projects they are in, and where (one note each)."""
+    keys = list(keys_revoked_by_demotion(membership=membership))
+    by_project: dict[str, list[str]] = {}
+    for key in keys:
+        by_project.setdefault(key.project.name, []).append(f"{key.name} ({key.hint})")
+    used = [key.last_used_at for key in keys if key.last_used_at is not None]
+    return RemovalImpact(
+        projects=len(by_project),
+        api_keys=len(keys),
+        api_keys_last_used_at=max(used) if used else None,
+        notes=[f"{project}: {', '.join(names)}" for project, names in by_project.items()],
+    )
+
+
 def invitation_project_grants_apply(*, invitation: object, membership: Membership) -> None:
     """orgs hook, inside invitation acceptance: add the new member to the invitation's projects.
 
@@ -541,9 +568,15 @@ def invitation_project_grants_apply(*, invitation: object, membership: Membershi
     """
     grants: list[dict[str, Any]] = getattr(invitation, "project_grants", None) or []
     for grant in grants:
-        project = Project.objects.filter(
-            organization_id=membership.organization_id, public_id=grant.get("project_id"), archived_at__isnull=True
-        ).first()
+        # Locked, so a project being archived right now is either skipped or archived after the join.
+        project = (
+            Project.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .filter(
+                organization_id=membership.organization_id, public_id=grant.get("project_id"), archived_at__isnull=True
+            )
+            .first()
+        )
         if project is None:
             continue
         role = grant.get("role")

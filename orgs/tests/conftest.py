@@ -7,15 +7,6 @@ import pytest
 from orgs import hooks
 from orgs.models import Organization
 from orgs.services import IssuedInvitation, invitation_create
-from orgs.tests.factories import READY_TO_INVITE
-
-
-@pytest.fixture
-def ready_org(org: Organization) -> Organization:
-    """`org` with complete information and Enterprise Verified: its admins may invite."""
-    Organization.objects.filter(pk=org.pk).update(**READY_TO_INVITE)
-    org.refresh_from_db()
-    return org
 
 
 @pytest.fixture
@@ -56,3 +47,21 @@ def removal_hook(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     monkeypatch.setattr(hooks, "_removal_handlers", [handler])
     monkeypatch.setattr(hooks, "_impact_providers", [impact])
     return calls
+
+
+PROJECT_CHOICES = [("proj_alpha", "Alpha"), ("proj_beta", "Beta")]
+PROJECT_ROLES = [(10, "General Project Member"), (30, "Project Administrator")]
+
+
+@pytest.fixture
+def project_choices(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Stands in for the projects app's invitation choices: projects Alpha and Beta of any organization."""
+    monkeypatch.setattr(hooks, "_invitation_project_choices", [lambda organization: list(PROJECT_CHOICES)])
+    monkeypatch.setattr(hooks, "_invitation_project_roles", list(PROJECT_ROLES))
+    return PROJECT_CHOICES
+
+
+@pytest.fixture
+def no_project_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hooks, "_invitation_project_choices", [])
+    monkeypatch.setattr(hooks, "_invitation_project_roles", [])

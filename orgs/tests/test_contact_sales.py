@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from orgs.models import ContactSalesRequest
+from orgs.models import AuditEvent, ContactSalesRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,16 @@ def test_submission_is_stored_emailed_to_sales_and_confirmed(
     assert message.to == ["deals@console.test"]
     assert message.reply_to == ["ana@acme.test"]
     assert org.public_id in message.body and "300 keys" in message.body
+    event = AuditEvent.objects.get(action="contact_sales.request")
+    assert (event.organization, event.actor, event.target_id) == (org, client.user, str(request.pk))
+    assert event.after == {"need": "More API keys", "company": "Acme", "email": "ana@acme.test"}
+
+
+def test_submissions_appear_in_the_audit_log(client_as, org):
+    client_as("member").post(_url(org), DATA)
+    page = client_as("admin").get(reverse("orgs:audit_log", args=[org.public_id])).content.decode()
+    assert "contact_sales.request" in page
+    assert "More API keys" in page
 
 
 @pytest.mark.parametrize(
@@ -74,6 +84,7 @@ def test_bad_input_shows_errors_and_stores_nothing(client_as, org, override, mes
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not ContactSalesRequest.objects.exists()
+    assert not AuditEvent.objects.filter(action="contact_sales.request").exists()
 
 
 def test_at_most_five_an_hour_per_user(client_as, org):
@@ -84,6 +95,7 @@ def test_at_most_five_an_hour_per_user(client_as, org):
     assert response.status_code == 429
     assert "You have sent 5 requests in the last hour." in response.content.decode()
     assert ContactSalesRequest.objects.count() == 5
+    assert AuditEvent.objects.filter(action="contact_sales.request").count() == 5  # the refused one left none
     assert client_as("admin").post(_url(org), DATA).status_code == 302  # another user is not limited
 
 

@@ -128,16 +128,57 @@ def test_accept_creates_the_membership_with_the_invited_role(invite, ready_org):
     assert AuditEvent.objects.get(action="invitation.accept").actor == ana
 
 
-def test_accept_runs_the_invitation_hook_inside_the_transaction(invite, monkeypatch):
+def test_accept_runs_the_invitation_hook_inside_the_transaction(invite, monkeypatch, project_choices):
     calls = []
 
     def handler(*, invitation, membership):
         calls.append((invitation.project_grants, membership.pk, connection.in_atomic_block))
 
     monkeypatch.setattr(hooks, "_invitation_accepted_handlers", [handler])
-    issued = invite(project_grants=[{"project_id": "proj_x", "role": 10}])
+    issued = invite(project_grants=[{"project_id": "proj_alpha", "role": 10}])
     membership = _accept(issued, UserFactory(email="ana@example.com"))
-    assert calls == [([{"project_id": "proj_x", "role": 10}], membership.pk, True)]
+    assert calls == [([{"project_id": "proj_alpha", "role": 10}], membership.pk, True)]
+
+
+# --- pre-assigned projects (offered by the projects app through orgs.hooks) ---------------------
+
+
+def test_project_grants_are_checked_deduplicated_and_audited(invite, project_choices):
+    issued = invite(
+        project_grants=[
+            {"project_id": "proj_beta", "role": 30},
+            {"project_id": "proj_alpha", "role": 10},
+            {"project_id": "proj_beta", "role": 10},
+        ]
+    )
+    assert issued.invitation.project_grants == [
+        {"project_id": "proj_beta", "role": 30},
+        {"project_id": "proj_alpha", "role": 10},
+    ]
+    event = AuditEvent.objects.get(action="invitation.create")
+    assert event.after["projects"] == "Beta (Project Administrator), Alpha (General Project Member)"
+
+
+@pytest.mark.parametrize(
+    ("grant", "code"),
+    [
+        ({"project_id": "proj_elsewhere", "role": 10}, "invalid_project"),
+        ({"project_id": "proj_alpha", "role": 99}, "invalid_project_role"),
+        ({"project_id": "proj_alpha", "role": "30"}, "invalid_project_role"),
+        ({"role": 10}, "invalid_project"),
+    ],
+)
+def test_bad_project_grants_are_refused_and_nothing_is_created(invite, project_choices, grant, code):
+    with pytest.raises(OrgError) as error:
+        invite(project_grants=[{"project_id": "proj_alpha", "role": 10}, grant])
+    assert error.value.code == code
+    assert not Invitation.objects.exists()
+
+
+def test_without_the_projects_app_no_project_can_be_granted(invite, no_project_choices):
+    with pytest.raises(OrgError) as error:
+        invite(project_grants=[{"project_id": "proj_alpha", "role": 10}])
+    assert error.value.code == "invalid_project"
 
 
 def test_invited_email_matches_case_insensitively(invite):
@@ -369,10 +410,147 @@ def test_invitation_list_filters_by_status(client_as, invite, ready_org, org_adm
     invitation_revoke(invitation=invite("revoked@example.com").invitation, actor=org_admin)
     url = reverse("orgs:members", args=[ready_org.public_id])
     body = client.get(url, {"status": "revoked"}, headers={"HX-Request": "true"}).content.decode()
-    assert body.lstrip().startswith('<section id="invitations">')
+    assert body.lstrip().startswith('<div class="card" id="invitation-list">')
     assert "revoked@example.com" in body and "pending@example.com" not in body
     body = client.get(url, {"status": "pending"}).content.decode()
     assert "pending@example.com" in body and "revoked@example.com" not in body
+    body = client.get(url, {"status": "accepted"}, headers={"HX-Request": "true"}).content.decode()
+    assert "No accepted invitations" in body and "pending@example.com" not in body
+
+
+def _invite_post(client, org, **extra):
+    data = {"email": "ana@example.com", "role": Role.MEMBER, "valid_days": 7, **extra}
+    return client.post(
+        reverse("orgs:invitation_create", args=[org.public_id]), data, headers={"HX-Request": "true"}
+    )
+
+
+def test_invite_form_offers_each_project_with_a_role(client_as, ready_org, project_choices):
+    page = client_as("admin").get(reverse("orgs:members", args=[ready_org.public_id])).content.decode()
+    assert "Add to projects" in page
+    assert 'name="projects" value="proj_alpha"' in page and "Alpha" in page
+    assert '<label for="id_project_role_proj_beta" class="visually-hidden">Project role in Beta</label>' in page
+    assert '<option value="30">Project Administrator</option>' in page
+
+
+def test_invite_form_without_projects_has_no_project_list(client_as, ready_org, no_project_choices):
+    page = client_as("admin").get(reverse("orgs:members", args=[ready_org.public_id])).content.decode()
+    assert "Send invitation" in page
+    assert "Add to projects" not in page
+
+
+def test_inviting_with_projects_stores_the_chosen_roles_and_lists_them(
+    client_as, ready_org, project_choices, django_capture_on_commit_callbacks
+):
+    client = client_as("admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _invite_post(
+            client,
+            ready_org,
+            projects=["proj_alpha", "proj_beta"],
+            project_role_proj_alpha=30,
+            project_role_proj_beta=10,
+        )
+    assert "Invitation for ana@example.com created and emailed." in response.content.decode()
+    invitation = Invitation.objects.get()
+    assert invitation.project_grants == [
+        {"project_id": "proj_alpha", "role": 30},
+        {"project_id": "proj_beta", "role": 10},
+    ]
+    body = " ".join(mail.outbox[0].body.split())
+    assert "You will also join 2 projects: - Alpha as Project Administrator - Beta as General Project Member" in body
+    assert "<strong>Alpha</strong> as Project Administrator" in mail.outbox[0].alternatives[0][0]
+    page = client.get(reverse("orgs:members", args=[ready_org.public_id])).content.decode()
+    assert "Joins Alpha, Beta" in page
+
+
+def test_unticked_projects_are_not_granted_whatever_their_role(client_as, ready_org, project_choices):
+    _invite_post(client_as("admin"), ready_org, projects=["proj_beta"], project_role_proj_alpha=30)
+    assert Invitation.objects.get().project_grants == [{"project_id": "proj_beta", "role": 10}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"projects": ["proj_alpha", "proj_of_another_org"]}, "Choose among this organization&#x27;s active projects."),
+        ({"projects": ["proj_alpha"], "project_role_proj_alpha": 99}, "Select a valid choice."),
+    ],
+)
+def test_a_bad_project_choice_is_a_form_error(client_as, ready_org, project_choices, extra, message):
+    response = _invite_post(client_as("admin"), ready_org, **extra)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Invitation.objects.exists()
+
+
+def test_the_invitee_sees_the_projects_they_will_join(client, invite, project_choices):
+    issued = invite(project_grants=[{"project_id": "proj_beta", "role": 30}])
+    page = client.get(reverse("orgs:invitation_open", args=[issued.token]), follow=True).content.decode()
+    text = " ".join(page.split())
+    assert "You will also join 1 project:" in text
+    assert '<strong>Beta</strong> <span class="muted">as Project Administrator</span>' in text
+    assert "Alpha" not in text
+
+
+def test_a_project_archived_since_is_no_longer_listed(client, invite, project_choices, monkeypatch):
+    issued = invite(project_grants=[{"project_id": "proj_alpha", "role": 10}, {"project_id": "proj_beta", "role": 10}])
+    monkeypatch.setattr(hooks, "_invitation_project_choices", [lambda organization: [("proj_beta", "Beta")]])
+    page = client.get(reverse("orgs:invitation_open", args=[issued.token]), follow=True).content.decode()
+    assert "You will also join 1 project:" in " ".join(page.split())
+    assert "Alpha" not in page
+
+
+def _invite_many(invite, count):
+    """`count` invitations, newest last: inv0@ ... inv<count-1>@."""
+    return [invite(f"inv{n}@example.com") for n in range(count)]
+
+
+def test_invitation_list_is_paginated_newest_first(client_as, invite, ready_org, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    _invite_many(invite, 5)
+    client = client_as("admin")
+    url = reverse("orgs:members", args=[ready_org.public_id])
+    first = client.get(url).content.decode()
+    assert "inv4@example.com" in first and "inv3@example.com" in first and "inv2@example.com" not in first
+    assert "Page 1 of 3 · 5 invitations" in first
+    assert f'href="{url}?page=2"' in first and "Older →" in first and "← Newer" not in first
+    second = client.get(url, {"page": 2}, headers={"HX-Request": "true"}).content.decode()
+    assert second.lstrip().startswith('<div class="card" id="invitation-list">')
+    assert "Invite a member" not in second  # the form keeps what the admin typed
+    assert "inv2@example.com" in second and "inv1@example.com" in second and "inv4@example.com" not in second
+    assert f'hx-get="{url}?page=1"' in second and f'hx-get="{url}?page=3"' in second
+    last = client.get(url, {"page": 99}).content.decode()  # past the end: the last page
+    assert "inv0@example.com" in last and "Page 3 of 3" in last
+
+
+def test_invitation_pages_keep_the_status_filter(client_as, invite, ready_org, org_admin, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    invitations = _invite_many(invite, 4)
+    invitation_revoke(invitation=invitations[3].invitation, actor=org_admin)
+    url = reverse("orgs:members", args=[ready_org.public_id])
+    body = client_as("admin").get(url, {"status": "pending"}).content.decode()
+    assert "Page 1 of 2 · 3 invitations" in body
+    assert f'href="{url}?status=pending&page=2"' in body
+    assert "inv3@example.com" not in body
+
+
+def test_a_short_invitation_list_has_no_page_links(client_as, invite, ready_org):
+    _invite_many(invite, 2)
+    body = client_as("admin").get(reverse("orgs:members", args=[ready_org.public_id])).content.decode()
+    assert "2 invitations" in body
+    assert "Older →" not in body and "Page 1" not in body
+
+
+def test_resending_from_a_later_page_comes_back_to_that_page(client_as, invite, ready_org, monkeypatch):
+    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    invitations = _invite_many(invite, 3)
+    client = client_as("admin")
+    members_url = reverse("orgs:members", args=[ready_org.public_id])
+    page2 = client.get(members_url, {"page": 2}).content.decode()
+    resend_url = reverse("orgs:invitation_resend", args=[ready_org.public_id, invitations[0].invitation.pk])
+    assert f'action="{resend_url}?status=&amp;page=2"' in page2
+    body = client.post(resend_url + "?status=&page=2", headers={"HX-Request": "true"}).content.decode()
+    assert "Page 2 of 2" in body and "inv0@example.com" in body
 
 
 # --- following the link --------------------------------------------------------------------------

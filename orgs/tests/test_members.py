@@ -258,3 +258,35 @@ def test_two_admins_demoting_each_other_at_once_keep_one_admin(org):
         thread.join()
     assert Membership.objects.filter(organization=org, role=Role.ADMIN).count() == 1
     assert len(errors) == 1 and errors[0] in ("last_admin", "not_admin")
+
+
+def test_demotion_runs_the_projects_hook_before_the_role_is_saved(org, org_admin, monkeypatch):
+    from orgs import hooks
+
+    target = _member(org, Role.ADMIN)
+    calls = []
+
+    def handler(*, membership, actor):
+        saved_role = type(membership).objects.get(pk=membership.pk).role
+        calls.append((membership.pk, actor, connection.in_atomic_block, saved_role))
+
+    monkeypatch.setattr(hooks, "_demotion_handlers", [handler])
+    membership_role_change(membership=target, actor=org_admin, role=Role.MEMBER)
+    assert calls == [(target.pk, org_admin, True, Role.ADMIN)]
+    membership_role_change(membership=target, actor=org_admin, role=Role.ADMIN)  # a promotion: no call
+    assert len(calls) == 1
+
+
+def test_a_failing_demotion_hook_leaves_the_role_as_it_was(org, org_admin, monkeypatch):
+    from orgs import hooks
+
+    target = _member(org, Role.ADMIN)
+
+    def failing(*, membership, actor):
+        raise RuntimeError("projects could not revoke keys")
+
+    monkeypatch.setattr(hooks, "_demotion_handlers", [failing])
+    with pytest.raises(RuntimeError):
+        membership_role_change(membership=target, actor=org_admin, role=Role.MEMBER)
+    assert Membership.objects.get(pk=target.pk).role == Role.ADMIN
+    assert not AuditEvent.objects.filter(action="membership.role_change").exists()

@@ -190,6 +190,32 @@ def test_audit_log_lists_and_filters(client_as, org):
     assert partial.lstrip().startswith('<div id="audit-table"')
 
 
+def test_audit_log_shows_created_values_changes_and_removed_context_plainly(client_as, org):
+    from datetime import UTC, datetime
+
+    from orgs.services import audit_record
+
+    client = client_as("admin")
+    actor = client.user
+    when = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    audit_record(actor=actor, organization=org, action="thing.create", after={"name": "Alpha", "expires_at": when})
+    audit_record(actor=actor, organization=org, action="thing.update", before={"name": "Alpha"}, after={"name": "Beta"})
+    audit_record(
+        actor=actor, organization=org, action="thing.revoke",
+        before={"email": "ana@example.com", "status": "pending"}, after={"status": "revoked"},
+    )
+    page = " ".join(client.get(reverse("orgs:audit_log", args=[org.public_id])).content.decode().split())
+    assert '<span class="muted">name:</span> Alpha</div>' in page  # created: no "∅ →"
+    assert '<span class="muted">expires_at:</span> 2026-03-04 05:06:07+00:00</div>' in page
+    assert '<span class="muted">name:</span> Alpha → Beta</div>' in page
+    assert '<span class="muted">email:</span> ana@example.com</div>' in page  # what was revoked
+    assert '<span class="muted">status:</span> pending → revoked</div>' in page
+    assert "∅" not in page
+    audit_record(actor=actor, organization=org, action="thing.stop", before={"reason": ""}, after={"reason": "manual"})
+    page = " ".join(client.get(reverse("orgs:audit_log", args=[org.public_id])).content.decode().split())
+    assert '<span class="muted">reason:</span> ∅ → manual</div>' in page  # an empty value is not invisible
+
+
 def test_audit_log_paginates(client_as, org):
     client = client_as("admin")
     admin = client.user

@@ -6,9 +6,13 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from projects.models import APIKey, Project
+from orgs.models import Membership, Role
+from orgs.services import membership_role_change
+from orgs.tests.factories import MembershipFactory
+from projects.models import APIKey, Project, RevocationReason
 from projects.services import LimitReached, api_key_create, project_create
 from projects.tests.factories import ProjectFactory
 
@@ -16,7 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def race(make: Callable[[int], object]) -> list[str]:
-    """Run make(0) and make(1) in two threads released together; returns "ok" / "limit" per thread."""
+    """Run make(0) and make(1) in two threads released together; returns "ok" / "limit" / "denied"
+    per thread."""
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -27,6 +32,8 @@ def race(make: Callable[[int], object]) -> list[str]:
             outcomes.append("ok")
         except LimitReached:
             outcomes.append("limit")
+        except PermissionDenied:
+            outcomes.append("denied")
         finally:
             connection.close()
 
@@ -53,3 +60,20 @@ def test_two_keys_created_at_once_at_the_limit_in_different_projects(org, projec
     outcomes = race(lambda i: api_key_create(project=makers[i][0], actor=makers[i][1], name=f"k{i}"))
     assert outcomes == ["limit", "ok"]
     assert APIKey.objects.filter(organization=org).count() == 1
+
+
+def test_an_admin_creating_a_key_while_being_demoted_never_keeps_it(org, project, org_admin):
+    other_admin = MembershipFactory(organization=org, role=Role.ADMIN).user
+    demoted = Membership.objects.get(user=org_admin)
+
+    def make(i: int) -> object:
+        if i == 0:
+            return membership_role_change(membership=demoted, actor=other_admin, role=Role.MEMBER)
+        return api_key_create(project=project, actor=org_admin, name="made while demoted")
+
+    outcomes = race(make)
+    assert outcomes in (["denied", "ok"], ["ok", "ok"])  # the key came too late, or came first and died
+    assert Membership.objects.get(pk=demoted.pk).role == Role.MEMBER
+    assert not APIKey.objects.filter(created_by=org_admin, revoked_at__isnull=True).exists()
+    if outcomes == ["ok", "ok"]:
+        assert APIKey.objects.get(created_by=org_admin).revoked_reason == RevocationReason.ROLE_CHANGED

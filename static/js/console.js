@@ -59,6 +59,14 @@
     if (field) field.focus();
   });
 
+  // Invite form: choosing a project role for a project ticks that project.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest(".project-grant select");
+    if (!select) return;
+    var box = select.closest(".project-grant").querySelector("input[type=checkbox]");
+    if (box) box.checked = true;
+  });
+
   // Close <details> menus on outside click or Escape.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -14,6 +14,8 @@ from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs.models import Invitation, Membership, Role
 from orgs.services import invitation_create
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
+from projects.models import ProjectMembership, ProjectRole
+from projects.tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +36,8 @@ def _log_in(page: Page, base: str, email: str) -> None:
 
 def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Page, browser: Browser, artifacts_dir):
     org, admin = _verified_org_with_admin()
+    ProjectFactory(organization=org, name="Globex API")
+    ProjectFactory(organization=org, name="Globex Labs")
     base = live_server.url
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
 
@@ -42,6 +46,10 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
     expect(page.get_by_role("heading", name="Members", exact=True)).to_be_visible()
     page.get_by_label("Email address").fill("newbie@example.com")
     page.get_by_label("Link valid for (days)").fill("5")
+    # Choosing a project role ticks the project (the checkbox alone would give General Project Member).
+    page.get_by_label("Project role in Globex API").select_option(label="Project Administrator")
+    expect(page.get_by_role("checkbox", name="Globex API")).to_be_checked()
+    expect(page.get_by_role("checkbox", name="Globex Labs")).not_to_be_checked()
     page.get_by_role("button", name="Send invitation").click()
     link_field = page.get_by_label("Invitation link")
     expect(link_field).to_have_value(re.compile(r"/invite/inv_[A-Za-z0-9_\-]{43}/$"))
@@ -50,7 +58,8 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     link = page.evaluate("navigator.clipboard.readText()")
     assert link == link_field.input_value()
-    expect(page.locator("#invitation-list").get_by_role("cell", name="newbie@example.com", exact=True)).to_be_visible()
+    invited_row = page.locator("#invitation-list tbody tr").filter(has_text="newbie@example.com")
+    expect(invited_row).to_contain_text("Joins Globex API")
     page.screenshot(path=artifacts_dir / "01-admin-invited.png", full_page=True)
     assert link.replace(base, "") in mail.outbox[-1].body  # the same link went out by email
 
@@ -61,6 +70,8 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
         other.goto(link)
         expect(other.get_by_role("heading", name="Join Globex Research")).to_be_visible()
         expect(other.get_by_text("Hank Scorpio")).to_be_visible()
+        expect(other.locator("#invited-projects")).to_contain_text("Globex API as Project Administrator")
+        expect(other.locator("#invited-projects")).not_to_contain_text("Globex Labs")
         assert "inv_" not in other.url  # the token left the address bar
         other.screenshot(path=artifacts_dir / "02-invitation-page.png", full_page=True)
 
@@ -90,6 +101,8 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
         expect(other.get_by_role("button", name="Change role")).to_have_count(0)
         other.screenshot(path=artifacts_dir / "05-members-read-only.png", full_page=True)
         assert Membership.objects.get(user__email="newbie@example.com").role == Role.MEMBER
+        joined = ProjectMembership.objects.filter(user__email="newbie@example.com")
+        assert list(joined.values_list("project__name", "role")) == [("Globex API", ProjectRole.ADMIN)]
 
         expired = invitation_create(organization=org, actor=admin, email="late@example.com", role=Role.MEMBER)
         Invitation.objects.filter(pk=expired.invitation.pk).update(expires_at=timezone.now() - timedelta(hours=1))

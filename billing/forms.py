@@ -23,3 +23,26 @@ class LedgerFilterForm(forms.Form):
         if self.is_valid():
             return dict(self.cleaned_data)
         return {"kind": self.cleaned_data.get("kind", "")}
+
+
+class BalanceAlertForm(forms.Form):
+    enabled = forms.BooleanField(label="Send balance alerts", required=False)
+    threshold = forms.DecimalField(
+        label="Alert threshold",
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        help_text="An email goes out when the balance drops below this amount.",
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+    extra_recipients = forms.CharField(
+        label="Additional recipients",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "finance@example.com"}),
+        help_text="Up to 5 addresses, one per line or separated by commas. "
+        "Alerts always go to the organization's registered email too.",
+    )
+
+    def clean_extra_recipients(self) -> list[str]:
+        text = self.cleaned_data.get("extra_recipients") or ""
+        return [a.strip() for a in text.replace(",", "\n").splitlines() if a.strip()]

@@ -15,7 +15,7 @@ from orgs.models import Organization
 from projects.keys import api_key_authenticate, api_key_state_error, is_well_formed, key_digest
 from projects.models import APIKey, Project
 
-from .models import BillingAccount, LedgerEntry, LedgerKind, Price, ProjectSpend, SpendPeriod
+from .models import AlertState, BillingAccount, LedgerEntry, LedgerKind, Price, ProjectSpend, SpendPeriod
 from .money import ZERO
 from .timeutils import today_utc
 
@@ -162,3 +162,21 @@ def prices_in_force(*, at: datetime | None = None) -> list[Price]:
     for price in Price.objects.filter(effective_from__lte=at).order_by("model", "-effective_from"):
         latest.setdefault(price.model, price)
     return list(latest.values())
+
+
+def balance_banner(*, organization_id: int) -> str:
+    """What the console's banner says to org admins: "exhausted" at or below zero, "low" while
+    the balance alert is fired, else "". One query."""
+    row = (
+        BillingAccount.objects.filter(organization_id=organization_id)
+        .values_list("balance", "organization__balance_alert__state", "organization__balance_alert__enabled")
+        .first()
+    )
+    if row is None:  # never funded: the Billing page explains how to top up
+        return ""
+    balance, state, enabled = row
+    if balance <= 0:
+        return "exhausted"
+    if state == AlertState.FIRED and enabled:
+        return "low"
+    return ""

@@ -9,6 +9,7 @@ app_name = "billing"
 urlpatterns = [
     path("o/<str:org_id>/billing/", views.billing_overview, name="overview"),
     path("o/<str:org_id>/billing/ledger.csv", views.ledger_csv, name="ledger_csv"),
+    path("o/<str:org_id>/settings/balance-alerts/", views.balance_alerts, name="balance_alerts"),
     path("api/v1/gateway/authorize", api.authorize, name="gateway_authorize"),
     path("api/v1/gateway/usage", api.usage, name="gateway_usage"),
     path("api/v1/gateway/openapi.json", api.openapi, name="gateway_openapi"),

@@ -5,19 +5,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
 from console.http import AuthedHttpRequest
 from console.paging import paginate
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 
-from .forms import LedgerFilterForm
-from .models import LedgerEntry
+from .forms import BalanceAlertForm, LedgerFilterForm
+from .models import BalanceAlert, LedgerEntry
+from .notifications import balance_alert_for, balance_alert_update
 from .selectors import billing_summary, ledger_entries, prices_in_force
 
 LEDGER_PAGE_SIZE = 25
@@ -95,3 +98,39 @@ def ledger_csv(request: AuthedHttpRequest, org_id: str) -> StreamingHttpResponse
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def balance_alerts(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    alert = balance_alert_for(organization=organization)
+    if request.method == "POST":
+        form = BalanceAlertForm(request.POST)
+        if form.is_valid():
+            try:
+                alert = balance_alert_update(organization=organization, actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                for field_name, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field_name, error)
+            else:
+                messages.success(request, "Balance alert settings saved.")
+                if not request.htmx:
+                    return redirect("billing:balance_alerts", org_id=organization.public_id)
+                form = _balance_alert_form(alert)
+    else:
+        form = _balance_alert_form(alert)
+    context = {
+        "membership": membership, "org": organization, "form": form, "alert": alert,
+        "balance": billing_summary(organization=organization).balance,
+    }
+    template = "billing/balance_alerts.html#alert-panel" if request.htmx else "billing/balance_alerts.html"
+    return render(request, template, context)
+
+
+def _balance_alert_form(alert: BalanceAlert) -> BalanceAlertForm:
+    return BalanceAlertForm(initial={
+        "enabled": alert.enabled, "threshold": alert.threshold, "extra_recipients": "\n".join(alert.extra_recipients),
+    })

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import DecimalField, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, Exists, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from orgs.limits import RateLimits, organization_rate_limits
@@ -15,7 +15,17 @@ from orgs.models import Organization
 from projects.keys import api_key_authenticate, api_key_state_error, is_well_formed, key_digest
 from projects.models import APIKey, Project
 
-from .models import AlertState, BillingAccount, LedgerEntry, LedgerKind, Price, ProjectSpend, SpendPeriod
+from .models import (
+    AlertState,
+    BillingAccount,
+    InvoiceRequest,
+    InvoiceStatus,
+    LedgerEntry,
+    LedgerKind,
+    Price,
+    ProjectSpend,
+    SpendPeriod,
+)
 from .money import ZERO
 from .timeutils import today_utc
 
@@ -180,3 +190,40 @@ def balance_banner(*, organization_id: int) -> str:
     if state == AlertState.FIRED and enabled:
         return "low"
     return ""
+
+
+def invoice_requests_for(*, organization: Organization) -> QuerySet[InvoiceRequest]:
+    """The organization's invoice requests, newest first, with their invoice (if issued)."""
+    return (
+        InvoiceRequest.objects.filter(organization=organization)
+        .select_related("invoice", "ledger_entry")
+        .defer("invoice__pdf")
+        .order_by("-requested_at", "-id")
+    )
+
+
+def invoiceable_topups(*, organization: Organization) -> QuerySet[LedgerEntry]:
+    """Top-ups with no live (requested or issued) invoice request."""
+    live = InvoiceRequest.objects.filter(ledger_entry=OuterRef("pk")).exclude(status=InvoiceStatus.REJECTED)
+    return (
+        LedgerEntry.objects.filter(organization=organization, kind=LedgerKind.TOPUP)
+        .exclude(Exists(live))
+        .order_by("-id")
+    )
+
+
+def invoiceable_months(*, organization: Organization, today: date | None = None) -> list[date]:
+    """Ended calendar months with usage charges and no live invoice request, newest first."""
+    this_month = (today or today_utc()).replace(day=1)
+    months = {
+        d.replace(day=1)
+        for d in LedgerEntry.objects.filter(
+            organization=organization, kind=LedgerKind.USAGE, usage_date__lt=this_month
+        ).dates("usage_date", "month")
+    }
+    taken = set(
+        InvoiceRequest.objects.filter(organization=organization, month__isnull=False)
+        .exclude(status=InvoiceStatus.REJECTED)
+        .values_list("month", flat=True)
+    )
+    return sorted(months - taken, reverse=True)

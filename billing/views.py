@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from console.http import AuthedHttpRequest
@@ -18,12 +20,22 @@ from console.paging import paginate
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 
-from .forms import BalanceAlertForm, LedgerFilterForm
-from .models import BalanceAlert, LedgerEntry
+from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm
+from .invoicing import BILLING_FIELDS, billing_details_initial, invoice_request_create
+from .models import BalanceAlert, InvoiceKind, LedgerEntry
 from .notifications import balance_alert_for, balance_alert_update
-from .selectors import billing_summary, ledger_entries, prices_in_force
+from .permissions import access_invoice
+from .selectors import (
+    billing_summary,
+    invoice_requests_for,
+    invoiceable_months,
+    invoiceable_topups,
+    ledger_entries,
+    prices_in_force,
+)
 
 LEDGER_PAGE_SIZE = 25
+INVOICES_SHOWN = 50
 
 
 def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, LedgerFilterForm, QuerySet[LedgerEntry]]:
@@ -45,6 +57,7 @@ def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     context.update(
         summary=billing_summary(organization=organization),
         prices=prices_in_force(),
+        invoice_requests=invoice_requests_for(organization=organization)[:INVOICES_SHOWN],
         sales_email=settings.CONSOLE_SALES_EMAIL,
     )
     return render(request, "billing/overview.html", context)
@@ -134,3 +147,52 @@ def _balance_alert_form(alert: BalanceAlert) -> BalanceAlertForm:
     return BalanceAlertForm(initial={
         "enabled": alert.enabled, "threshold": alert.threshold, "extra_recipients": "\n".join(alert.extra_recipients),
     })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_request(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    choices: dict[str, Any] = {
+        "topups": invoiceable_topups(organization=organization),
+        "months": invoiceable_months(organization=organization),
+    }
+    if request.method == "POST":
+        form = InvoiceRequestForm(request.POST, **choices)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                invoice_request_create(
+                    organization=organization, actor=request.user, kind=data["kind"],
+                    ledger_entry=data["ledger_entry"], month=data["month"],
+                    details={name: data[name] for name in BILLING_FIELDS},
+                )
+            except ValidationError as exc:
+                for field_name, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field_name if field_name in form.fields else None, error)
+            else:
+                messages.success(request, "Invoice requested. We will email the registered address when it is issued.")
+                return redirect(reverse("billing:overview", kwargs={"org_id": organization.public_id}) + "#invoices")
+    else:
+        initial: dict[str, Any] = billing_details_initial(organization=organization)
+        if request.GET.get("topup"):
+            initial.update(kind=InvoiceKind.TOPUP, ledger_entry=request.GET["topup"])
+        form = InvoiceRequestForm(initial=initial, **choices)
+    context = {"membership": membership, "org": organization, "form": form, **choices}
+    return render(request, "billing/invoice_request.html", context)
+
+
+@login_required
+@require_GET
+def invoice_download(request: AuthedHttpRequest, org_id: str, number: str) -> HttpResponse:
+    invoice = access_invoice(request.user, org_id, number)
+    return HttpResponse(
+        bytes(invoice.pdf),
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{invoice.number}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
+    )

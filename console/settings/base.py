@@ -233,6 +233,10 @@ CONSOLE_BALANCE_ALERT_DEFAULT = Decimal(env.str("CONSOLE_BALANCE_ALERT_DEFAULT",
 CONSOLE_INVITES_REQUIRE_VERIFICATION = env.bool("CONSOLE_INVITES_REQUIRE_VERIFICATION", default=True)
 CONSOLE_INVITATION_DAYS = env.int("CONSOLE_INVITATION_DAYS", default=7)
 CONSOLE_SALES_EMAIL = env.str("CONSOLE_SALES_EMAIL", default="sales@localhost")
+# Who issues invoices: printed at the top of every invoice PDF ("\n" separates lines).
+CONSOLE_INVOICE_ISSUER = env.str(
+    "CONSOLE_INVOICE_ISSUER", default="Organization Console\nExample Street 1\n10115 Berlin, Germany"
+)
 CONSOLE_API_KEY_PREFIX = env.str("CONSOLE_API_KEY_PREFIX", default="sk-")
 CONSOLE_GATEWAY_TOKENS = env.list("CONSOLE_GATEWAY_TOKENS", default=[])
 CONSOLE_DEFAULT_ESTIMATED_TOKENS = env.int("CONSOLE_DEFAULT_ESTIMATED_TOKENS", default=1000)

@@ -21,12 +21,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
-from django.urls import reverse
 from django.utils import timezone
 
 from console.models import User
 from console.pdf import render_pdf
-from console.services import email_enqueue
+from console.services import absolute_url, email_enqueue
 from orgs.models import Organization
 from orgs.services import audit_record
 
@@ -249,8 +248,7 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
                 "number": invoice.number,
                 "subject": request.subject,
                 "total": format_money(invoice.total, currency=invoice.currency),
-                "billing_url": settings.CONSOLE_SITE_URL.rstrip("/")
-                + reverse("billing:overview", kwargs={"org_id": organization.public_id}),
+                "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
             },
             unique_key=f"invoice_ready:{invoice.number}",
             organization_ref=organization.public_id,

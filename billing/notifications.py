@@ -24,11 +24,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 
 from console.models import User
-from console.services import email_enqueue
+from console.services import absolute_url, email_enqueue
 from orgs.models import Membership, Organization, Role
 from orgs.services import audit_record
 from projects.models import Project, ProjectMembership, ProjectRole
@@ -39,10 +38,6 @@ from .money import format_money
 logger = structlog.get_logger(__name__)
 
 MAX_THRESHOLD = Decimal("1000000")
-
-
-def _url(path: str) -> str:
-    return settings.CONSOLE_SITE_URL.rstrip("/") + path
 
 
 def schedule_balance_alert_check(*, organization_id: int) -> None:
@@ -168,8 +163,8 @@ def balance_alert_check(*, organization_id: int) -> str:
             "balance": format_money(account.balance),
             "threshold": format_money(alert.threshold),
             "exhausted": account.balance <= 0,
-            "billing_url": _url(reverse("billing:overview", kwargs={"org_id": organization.public_id})),
-            "settings_url": _url(reverse("billing:balance_alerts", kwargs={"org_id": organization.public_id})),
+            "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
+            "settings_url": absolute_url("billing:balance_alerts", org_id=organization.public_id),
             "sales_email": settings.CONSOLE_SALES_EMAIL,
         },
         unique_key=f"balance_alert:{organization.public_id}:{alert.crossings}",
@@ -254,9 +249,7 @@ def consumption_check(*, project_id: int, period: str, period_start: date) -> in
     if not recipients:
         return 0
     organization = project.organization
-    settings_url = _url(
-        reverse("projects:settings", kwargs={"org_id": organization.public_id, "project_id": project.public_id})
-    )
+    settings_url = absolute_url("projects:settings", org_id=organization.public_id, project_id=project.public_id)
     queued = 0
     for percent in reached:
         email = email_enqueue(

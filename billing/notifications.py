@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from console.models import User
@@ -125,6 +125,22 @@ def balance_alert_recipients(*, organization: Organization, alert: BalanceAlert)
     return [organization.registered_email, *alert.extra_recipients]
 
 
+def _due_alerts() -> QuerySet[BalanceAlert]:
+    """Alerts whose state disagrees with their organization's balance."""
+    balance = F("organization__billing_account__balance")
+    return BalanceAlert.objects.filter(organization__billing_account__isnull=False).filter(
+        Q(state=AlertState.ARMED, enabled=True, threshold__gt=balance)
+        | Q(state=AlertState.FIRED, threshold__lte=balance)
+    )
+
+
+def _transition_due(organization_id: int) -> bool:
+    alert = BalanceAlert.objects.filter(organization_id=organization_id)
+    if not alert.exists():  # a funded organization with the default settings
+        return BillingAccount.objects.filter(organization_id=organization_id).exists()
+    return _due_alerts().filter(organization_id=organization_id).exists()
+
+
 @transaction.atomic
 def balance_alert_check(*, organization_id: int) -> str:
     """Fire the alert (one email) when the balance is below the threshold, re-arm it when the
@@ -133,6 +149,10 @@ def balance_alert_check(*, organization_id: int) -> str:
     The billing account is locked first (the ledger's lock order), so the balance read is the one
     the state change is decided on: a top-up cannot slip between the read and the update.
     """
+    # Unlocked look first: most checks (one per ingest batch) find nothing to change and should
+    # not queue behind the ledger's lock. Every later balance change runs its own check.
+    if not _transition_due(organization_id):
+        return ""
     account = (
         BillingAccount.objects.select_for_update(of=("self",)).filter(organization_id=organization_id).first()
     )
@@ -182,13 +202,8 @@ def balance_alerts_check() -> int:
         "organization_id", flat=True
     )
     BalanceAlert.objects.bulk_create([BalanceAlert(organization_id=i) for i in missing], ignore_conflicts=True)
-    balance = F("organization__billing_account__balance")
-    due = BalanceAlert.objects.filter(organization__billing_account__isnull=False).filter(
-        Q(state=AlertState.ARMED, enabled=True, threshold__gt=balance)
-        | Q(state=AlertState.FIRED, threshold__lte=balance)
-    )
     changed = 0
-    for organization_id in due.values_list("organization_id", flat=True).order_by("organization_id"):
+    for organization_id in _due_alerts().values_list("organization_id", flat=True).order_by("organization_id"):
         changed += bool(balance_alert_check(organization_id=organization_id))
     return changed
 

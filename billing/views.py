@@ -145,7 +145,9 @@ def balance_alerts(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 
 def _balance_alert_form(alert: BalanceAlert) -> BalanceAlertForm:
     return BalanceAlertForm(initial={
-        "enabled": alert.enabled, "threshold": alert.threshold, "extra_recipients": "\n".join(alert.extra_recipients),
+        "enabled": alert.enabled,
+        "threshold": f"{alert.threshold:.2f}",
+        "extra_recipients": "\n".join(alert.extra_recipients),
     })
 
 

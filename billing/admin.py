@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 
-from .invoicing import invoice_issue
+from .invoicing import invoice_issue, invoice_request_reject
 from .models import (
     BillingAccount,
     Invoice,
@@ -204,7 +204,7 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
     list_filter = ("status", "kind")
     search_fields = ("organization__public_id", "organization__name", "billing_name")
     list_select_related = ("organization", "ledger_entry", "requested_by", "invoice")
-    actions = ["issue_invoices"]
+    actions = ["issue_invoices", "reject_requests"]
     readonly_fields = (
         "organization", "kind", "ledger_entry", "month", "billing_name", "billing_address", "billing_country",
         "billing_tax_number", "billing_email", "status", "rejection_reason", "requested_by", "requested_at",
@@ -235,6 +235,40 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
                     request, f"Issued {invoice.number} ({format_money(invoice.total)}) for request {pk}.",
                     messages.SUCCESS,
                 )
+
+
+    @admin.action(description="Reject the selected requests (asks for the reason)")
+    def reject_requests(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        if not request.user.has_perm("billing.change_invoicerequest"):
+            raise PermissionDenied
+        form = InvoiceRejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for pk in queryset.order_by("pk").values_list("pk", flat=True):
+                try:
+                    invoice_request_reject(
+                        request_id=pk, actor=request.user, reason=form.cleaned_data["reason"]  # type: ignore[arg-type]
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                else:
+                    self.message_user(request, f"Rejected invoice request {pk}.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject invoice requests",
+            "form": form,
+            "opts": self.model._meta,
+            "requests": queryset,
+            "action": "reject_requests",
+        }
+        return TemplateResponse(request, "admin/billing/invoice_reject.html", context)
+
+
+class InvoiceRejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to the organization's admins on their Billing page.",
+    )
 
 
 @admin.register(Invoice)

@@ -202,14 +202,24 @@ def invoice_requests_for(*, organization: Organization) -> QuerySet[InvoiceReque
     )
 
 
+def _live_invoice_request() -> Exists:
+    return Exists(
+        InvoiceRequest.objects.filter(ledger_entry=OuterRef("pk")).exclude(status=InvoiceStatus.REJECTED)
+    )
+
+
 def invoiceable_topups(*, organization: Organization) -> QuerySet[LedgerEntry]:
     """Top-ups with no live (requested or issued) invoice request."""
-    live = InvoiceRequest.objects.filter(ledger_entry=OuterRef("pk")).exclude(status=InvoiceStatus.REJECTED)
     return (
         LedgerEntry.objects.filter(organization=organization, kind=LedgerKind.TOPUP)
-        .exclude(Exists(live))
+        .exclude(_live_invoice_request())
         .order_by("-id")
     )
+
+
+def with_invoice_state(entries: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
+    """Ledger rows with `invoice_requested`: a top-up already has a live invoice request."""
+    return entries.annotate(invoice_requested=_live_invoice_request())
 
 
 def invoiceable_months(*, organization: Organization, today: date | None = None) -> list[date]:

@@ -32,6 +32,7 @@ from .selectors import (
     invoiceable_topups,
     ledger_entries,
     prices_in_force,
+    with_invoice_state,
 )
 
 LEDGER_PAGE_SIZE = 25
@@ -50,7 +51,7 @@ def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, Ledger
 def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership, form, entries = _ledger(request, org_id)
     organization = membership.organization
-    page, query = paginate(request, entries, per_page=LEDGER_PAGE_SIZE)
+    page, query = paginate(request, with_invoice_state(entries), per_page=LEDGER_PAGE_SIZE)
     context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
     if request.htmx:
         return render(request, "billing/overview.html#ledger-table", context)

@@ -228,3 +228,40 @@ def test_staff_issue_from_the_admin(admin_client, org):
                                  {"action": "issue_invoices", "_selected_action": [request.pk]}, follow=True)
     assert "Issued INV-" in response.content.decode()
     assert Invoice.objects.get().request == request
+
+
+@pytest.mark.django_db
+def test_staff_reject_from_the_admin_with_a_reason(admin_client, org):
+    request = request_topup_invoice(org)
+    changelist = reverse("admin:billing_invoicerequest_changelist")
+    form = admin_client.post(changelist, {"action": "reject_requests", "_selected_action": [request.pk]})
+    assert "Reject invoice requests" in form.content.decode()
+    request.refresh_from_db()
+    assert request.status == InvoiceStatus.REQUESTED  # nothing happens before a reason is given
+
+    empty = admin_client.post(changelist, {"action": "reject_requests", "_selected_action": [request.pk],
+                                           "apply": "1", "reason": ""})
+    assert "This field is required." in empty.content.decode()
+    done = admin_client.post(changelist, {"action": "reject_requests", "_selected_action": [request.pk],
+                                          "apply": "1", "reason": "Duplicate of a paper invoice"}, follow=True)
+    assert f"Rejected invoice request {request.pk}." in done.content.decode()
+    request.refresh_from_db()
+    assert (request.status, request.rejection_reason) == (InvoiceStatus.REJECTED, "Duplicate of a paper invoice")
+
+
+@pytest.mark.django_db
+def test_a_topup_link_preselects_it_in_the_request_form(client_as, org):
+    entry = topup(org)
+    url = reverse("billing:invoice_request", args=[org.public_id]) + f"?topup={entry.pk}"
+    page = client_as("admin").get(url).content.decode()
+    assert f'<option value="{entry.pk}" selected>' in page
+
+
+@pytest.mark.django_db
+def test_ledger_top_ups_link_to_a_request_until_one_is_made(client_as, org):
+    entry = topup(org)
+    client = client_as("admin")
+    link = f'?topup={entry.pk}">Request invoice</a>'
+    assert link in client.get(reverse("billing:overview", args=[org.public_id])).content.decode()
+    request_topup_invoice(org, entry)
+    assert link not in client.get(reverse("billing:overview", args=[org.public_id])).content.decode()

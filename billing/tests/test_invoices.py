@@ -261,7 +261,7 @@ def test_a_topup_link_preselects_it_in_the_request_form(client_as, org):
 def test_ledger_top_ups_link_to_a_request_until_one_is_made(client_as, org):
     entry = topup(org)
     client = client_as("admin")
-    link = f'?topup={entry.pk}">Request invoice</a>'
+    link = f'?topup={entry.pk}">Invoice this top-up</a>'
     assert link in client.get(reverse("billing:overview", args=[org.public_id])).content.decode()
     request_topup_invoice(org, entry)
     assert link not in client.get(reverse("billing:overview", args=[org.public_id])).content.decode()

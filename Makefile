@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-libs services browser lint typecheck pytest pytest-quick migrate demo clean
+.PHONY: run test install install-dev system-libs services browser lint typecheck pytest pytest-quick migrate demo demo-usage clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -45,6 +45,10 @@ migrate: install
 
 demo: migrate
 	$(PY) manage.py demo
+
+# With `make run` going, in another terminal: usage that takes the demo balance below the alert threshold.
+demo-usage:
+	$(PY) manage.py demo_usage
 
 run: demo
 	@echo ""

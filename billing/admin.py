@@ -19,7 +19,18 @@ from django.utils.html import format_html
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 
-from .models import BillingAccount, LedgerEntry, LedgerKind, Price, UsageBatch
+from .invoicing import invoice_issue, invoice_request_reject
+from .models import (
+    BillingAccount,
+    Invoice,
+    InvoiceLine,
+    InvoiceRequest,
+    InvoiceStatus,
+    LedgerEntry,
+    LedgerKind,
+    Price,
+    UsageBatch,
+)
 from .money import format_money
 from .services import ledger_post, price_set
 
@@ -172,3 +183,109 @@ class BillingAccountAdmin(ReadOnlyAdmin):
 class UsageBatchAdmin(ReadOnlyAdmin):
     list_display = ("id", "received_at", "events", "folded_at")
     list_filter = (("folded_at", admin.EmptyFieldListFilter),)
+
+
+class InvoiceLineInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ("position", "description", "quantity", "amount")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(InvoiceRequest)
+class InvoiceRequestAdmin(ReadOnlyAdmin):
+    """Staff issue (or reject) requests here; issuing goes through invoice_issue, like the command."""
+
+    list_display = ("id", "organization", "subject", "status", "requested_at", "requested_by", "invoice_link")
+    list_filter = ("status", "kind")
+    search_fields = ("organization__public_id", "organization__name", "billing_name")
+    list_select_related = ("organization", "ledger_entry", "requested_by", "invoice")
+    actions = ["issue_invoices", "reject_requests"]
+    readonly_fields = (
+        "organization", "kind", "ledger_entry", "month", "billing_name", "billing_address", "billing_country",
+        "billing_tax_number", "billing_email", "status", "rejection_reason", "requested_by", "requested_at",
+        "decided_by", "decided_at",
+    )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    @admin.display(description="invoice")
+    def invoice_link(self, obj: InvoiceRequest) -> str:
+        if obj.status != InvoiceStatus.ISSUED:
+            return "—"
+        url = reverse("billing:invoice_download", args=[obj.organization.public_id, obj.invoice.number])
+        return format_html('<a href="{}">{} (PDF)</a>', url, obj.invoice.number)
+
+    @admin.action(description="Issue invoices for the selected requests")
+    def issue_invoices(self, request: HttpRequest, queryset: Any) -> None:
+        if not request.user.has_perm("billing.add_invoice"):
+            raise PermissionDenied
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                invoice = invoice_issue(request_id=pk, actor=request.user)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Issued {invoice.number} ({format_money(invoice.total)}) for request {pk}.",
+                    messages.SUCCESS,
+                )
+
+
+    @admin.action(description="Reject the selected requests (asks for the reason)")
+    def reject_requests(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        if not request.user.has_perm("billing.change_invoicerequest"):
+            raise PermissionDenied
+        form = InvoiceRejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for pk in queryset.order_by("pk").values_list("pk", flat=True):
+                try:
+                    invoice_request_reject(
+                        request_id=pk, actor=request.user, reason=form.cleaned_data["reason"]  # type: ignore[arg-type]
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                else:
+                    self.message_user(request, f"Rejected invoice request {pk}.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject invoice requests",
+            "form": form,
+            "opts": self.model._meta,
+            "requests": queryset,
+            "action": "reject_requests",
+        }
+        return TemplateResponse(request, "admin/billing/invoice_reject.html", context)
+
+
+class InvoiceRejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to the organization's admins on their Billing page.",
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ("number", "organization", "issued_at", "total", "download")
+    search_fields = ("number", "organization__public_id", "organization__name")
+    list_select_related = ("organization",)
+    exclude = ("pdf",)
+    inlines = [InvoiceLineInline]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).defer("pdf")
+
+    @admin.display(description="PDF")
+    def download(self, obj: Invoice) -> str:
+        url = reverse("billing:invoice_download", args=[obj.organization.public_id, obj.number])
+        return format_html('<a href="{}">Download</a>', url)

@@ -8,6 +8,7 @@ returned once, like every new key).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from projects.keys import generate_raw_key, key_digest, key_hint
 from projects.models import APIKey, Project
 
 from .models import LedgerKind, Price, UsageEvent
+from .money import usage_cost
 from .services import ledger_post, price_set, usage_aggregate, usage_ingest
 
 DEMO_PROJECT_NAME = "Demo project"
@@ -83,3 +85,55 @@ def _send_demo_usage(key: APIKey) -> None:
             })
         usage_ingest(events=events)
     usage_aggregate()
+
+
+@dataclass(frozen=True)
+class DemoUsage:
+    organization: Organization
+    events: int
+    cost: Decimal
+    balance: Decimal
+    threshold: Decimal
+
+
+DEMO_USAGE_MODEL = "acme-large"
+DEMO_USAGE_TOKENS = (100_000, 20_000)  # input, output: $0.45 per call at the demo prices
+
+
+def billing_demo_usage(*, organization: Organization, below_threshold_by: Decimal = Decimal("0.50")) -> DemoUsage:
+    """Send enough demo usage through the real ingest service to take the balance just below the
+    balance alert's threshold (or one more call when it is already below). After commit, the
+    worker checks the alert: one email per crossing, printed by the console email backend."""
+    from .notifications import balance_alert_for  # the demo is loaded before alerts matter
+    from .selectors import billing_summary, prices_in_force
+
+    key = (
+        APIKey.objects.unrevoked_unexpired()
+        .filter(organization=organization, project__archived_at=None)
+        .order_by("-created_at")
+        .first()
+    )
+    if key is None:
+        raise ValueError(f"{organization.name} has no usable API key: run `manage.py demo` first.")
+    threshold = balance_alert_for(organization=organization).threshold
+    balance = billing_summary(organization=organization).balance
+    price = next((p for p in prices_in_force() if p.model == DEMO_USAGE_MODEL), None)
+    if price is None:
+        raise ValueError(f"No price for {DEMO_USAGE_MODEL}: run `manage.py demo` first.")
+    per_call = usage_cost(input_tokens=DEMO_USAGE_TOKENS[0], output_tokens=DEMO_USAGE_TOKENS[1],
+                          input_price=price.input_per_mtok, output_price=price.output_per_mtok)
+    wanted = balance - threshold + below_threshold_by
+    calls = max(1, math.ceil(wanted / per_call)) if wanted > 0 else 1
+    now = timezone.now()
+    stamp = now.strftime("%Y%m%d%H%M%S%f")
+    sent = 0
+    for start in range(0, calls, 20):  # several batches, like a gateway reporting as it goes
+        events = [
+            {"id": f"demo-usage-{stamp}-{i}", "key_id": key.public_id, "model": DEMO_USAGE_MODEL,
+             "input_tokens": DEMO_USAGE_TOKENS[0], "output_tokens": DEMO_USAGE_TOKENS[1],
+             "occurred_at": now.isoformat()}
+            for i in range(start, min(start + 20, calls))
+        ]
+        sent += usage_ingest(events=events, now=now).accepted
+    return DemoUsage(organization=organization, events=sent, cost=per_call * sent,
+                     balance=billing_summary(organization=organization).balance, threshold=threshold)

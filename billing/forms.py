@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, cast
 
 from django import forms
 
-from .models import LedgerKind
+from .models import InvoiceKind, LedgerEntry, LedgerKind
+from .money import format_money
 
 
 class LedgerFilterForm(forms.Form):
@@ -23,3 +25,61 @@ class LedgerFilterForm(forms.Form):
         if self.is_valid():
             return dict(self.cleaned_data)
         return {"kind": self.cleaned_data.get("kind", "")}
+
+
+class BalanceAlertForm(forms.Form):
+    enabled = forms.BooleanField(label="Send balance alerts", required=False)
+    threshold = forms.DecimalField(
+        label="Alert threshold",
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        help_text="An email goes out when the balance drops below this amount.",
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+    extra_recipients = forms.CharField(
+        label="Additional recipients",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "finance@example.com"}),
+        help_text="Up to 5 addresses, one per line or separated by commas. "
+        "Alerts always go to the organization's registered email too.",
+    )
+
+    def clean_extra_recipients(self) -> list[str]:
+        text = self.cleaned_data.get("extra_recipients") or ""
+        return [a.strip() for a in text.replace(",", "\n").splitlines() if a.strip()]
+
+
+class InvoiceRequestForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Invoice for", choices=InvoiceKind.choices, widget=forms.RadioSelect, initial=InvoiceKind.TOPUP
+    )
+    ledger_entry = forms.ModelChoiceField(
+        label="Top-up", queryset=LedgerEntry.objects.none(), required=False, empty_label="Choose a top-up"
+    )
+    month = forms.TypedChoiceField(label="Month of usage", required=False, coerce=date.fromisoformat, empty_value=None)
+    billing_name = forms.CharField(label="Billed to", max_length=200)
+    billing_address = forms.CharField(
+        label="Address", max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    billing_country = forms.CharField(label="Country", max_length=100, required=False)
+    billing_tax_number = forms.CharField(label="Tax / registration number", max_length=50, required=False)
+    billing_email = forms.EmailField(label="Billing email", max_length=254)
+
+    def __init__(self, *args: Any, topups: Any, months: list[date], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ledger_field = cast(forms.ModelChoiceField, self.fields["ledger_entry"])  # type: ignore[type-arg]
+        ledger_field.queryset = topups
+        ledger_field.label_from_instance = lambda e: (  # type: ignore[method-assign,assignment]
+            f"{e.created_at:%b} {e.created_at.day}, {e.created_at.year} — {format_money(e.amount)} ({e.reference})"
+        )
+        month_field = cast(forms.ChoiceField, self.fields["month"])
+        month_field.choices = [("", "Choose a month"), *((m.isoformat(), f"{m:%B %Y}") for m in months)]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("kind") == InvoiceKind.TOPUP and not data.get("ledger_entry"):
+            self.add_error("ledger_entry", "Choose the top-up to invoice.")
+        if data.get("kind") == InvoiceKind.USAGE and not data.get("month"):
+            self.add_error("month", "Choose the month to invoice.")
+        return data

@@ -193,3 +193,162 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.model} {self.hour:%Y-%m-%d %H}:00"
+
+
+# --- balance alerts ------------------------------------------------------------------------------
+
+
+def _default_alert_threshold() -> Decimal:
+    return Decimal(settings.CONSOLE_BALANCE_ALERT_DEFAULT)
+
+
+class AlertState(models.TextChoices):
+    ARMED = "armed", "Armed"
+    FIRED = "fired", "Fired"
+
+
+MAX_ALERT_RECIPIENTS = 5
+
+
+class BalanceAlert(models.Model):
+    """An organization's low-balance alert: armed until the balance drops below the threshold,
+    fired until it is back at or above it. `crossings` numbers the firings (the email's key)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="balance_alert"
+    )
+    enabled = models.BooleanField(default=True)
+    threshold = models.DecimalField(max_digits=14, decimal_places=2, default=_default_alert_threshold)
+    extra_recipients = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.ARMED)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    crossings = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="balancealert_threshold_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Balance alert of {self.organization_id} ({self.state})"
+
+
+# --- invoices ------------------------------------------------------------------------------------
+
+
+class InvoiceKind(models.TextChoices):
+    TOPUP = "topup", "Top-up"
+    USAGE = "usage", "Monthly usage"
+
+
+class InvoiceStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    ISSUED = "issued", "Issued"
+    REJECTED = "rejected", "Rejected"
+
+
+class InvoiceRequest(models.Model):
+    """An org admin's request for an invoice of one top-up or of one calendar month of usage,
+    with the billing details to print (prefilled from the organization, editable per request)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invoice_requests")
+    kind = models.CharField(max_length=8, choices=InvoiceKind.choices)
+    ledger_entry = models.ForeignKey(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_requests"
+    )
+    month = models.DateField(null=True, blank=True, help_text="First day of the invoiced month (usage).")
+    billing_name = models.CharField("billed to", max_length=200)
+    billing_address = models.TextField("address", max_length=500, blank=True)
+    billing_country = models.CharField("country", max_length=100, blank=True)
+    billing_tax_number = models.CharField("tax / registration number", max_length=50, blank=True)
+    billing_email = models.EmailField("billing email", max_length=254)
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices, default=InvoiceStatus.REQUESTED)
+    rejection_reason = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="topup", ledger_entry__isnull=False, month__isnull=True)
+                           | Q(kind="usage", ledger_entry__isnull=True, month__isnull=False)),
+                name="invoicerequest_subject_matches_kind",
+            ),
+            # One live request (requested or issued) per top-up and per month: a rejected one may be redone.
+            models.UniqueConstraint(
+                fields=["ledger_entry"], condition=~Q(status="rejected") & Q(ledger_entry__isnull=False),
+                name="invoicerequest_one_live_per_topup",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "month"], condition=~Q(status="rejected") & Q(month__isnull=False),
+                name="invoicerequest_one_live_per_month",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice request {self.pk} ({self.subject})"
+
+    @property
+    def subject(self) -> str:
+        if self.kind == InvoiceKind.USAGE and self.month:
+            return f"Usage {self.month:%B %Y}"
+        return f"Top-up {self.ledger_entry.reference}" if self.ledger_entry else "Top-up"
+
+
+class InvoiceCounter(models.Model):
+    """The last number issued in a year; locked while issuing, so numbers are gapless."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class Invoice(models.Model):
+    """An issued invoice: never changed after issuing (a correction is a new invoice).
+
+    The PDF is kept in the database, not in (public) media: only the download view serves it.
+    """
+
+    request = models.OneToOneField(InvoiceRequest, on_delete=models.PROTECT, related_name="invoice")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=32, unique=True)
+    year = models.PositiveIntegerField()
+    sequence = models.PositiveIntegerField()
+    issued_at = models.DateTimeField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    pdf = models.BinaryField(editable=False)
+
+    class Meta:
+        ordering = ["-issued_at"]
+        constraints = [models.UniqueConstraint(fields=["year", "sequence"], name="invoice_unique_year_sequence")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    description = models.CharField(max_length=300)
+    quantity = models.CharField(max_length=100, blank=True)  # e.g. "1,204 requests · 3.2M tokens"
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} #{self.position}"

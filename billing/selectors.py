@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import DecimalField, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, Exists, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from orgs.limits import RateLimits, organization_rate_limits
@@ -15,7 +15,17 @@ from orgs.models import Organization
 from projects.keys import api_key_authenticate, api_key_state_error, is_well_formed, key_digest
 from projects.models import APIKey, Project
 
-from .models import BillingAccount, LedgerEntry, LedgerKind, Price, ProjectSpend, SpendPeriod
+from .models import (
+    AlertState,
+    BillingAccount,
+    InvoiceRequest,
+    InvoiceStatus,
+    LedgerEntry,
+    LedgerKind,
+    Price,
+    ProjectSpend,
+    SpendPeriod,
+)
 from .money import ZERO
 from .timeutils import today_utc
 
@@ -162,3 +172,68 @@ def prices_in_force(*, at: datetime | None = None) -> list[Price]:
     for price in Price.objects.filter(effective_from__lte=at).order_by("model", "-effective_from"):
         latest.setdefault(price.model, price)
     return list(latest.values())
+
+
+def balance_banner(*, organization_id: int) -> str:
+    """What the console's banner says to org admins: "exhausted" at or below zero, "low" while
+    the balance alert is fired, else "". One query."""
+    row = (
+        BillingAccount.objects.filter(organization_id=organization_id)
+        .values_list("balance", "organization__balance_alert__state", "organization__balance_alert__enabled")
+        .first()
+    )
+    if row is None:  # never funded: the Billing page explains how to top up
+        return ""
+    balance, state, enabled = row
+    if balance <= 0:
+        return "exhausted"
+    if state == AlertState.FIRED and enabled:
+        return "low"
+    return ""
+
+
+def invoice_requests_for(*, organization: Organization) -> QuerySet[InvoiceRequest]:
+    """The organization's invoice requests, newest first, with their invoice (if issued)."""
+    return (
+        InvoiceRequest.objects.filter(organization=organization)
+        .select_related("invoice", "ledger_entry")
+        .defer("invoice__pdf")
+        .order_by("-requested_at", "-id")
+    )
+
+
+def _live_invoice_request() -> Exists:
+    return Exists(
+        InvoiceRequest.objects.filter(ledger_entry=OuterRef("pk")).exclude(status=InvoiceStatus.REJECTED)
+    )
+
+
+def invoiceable_topups(*, organization: Organization) -> QuerySet[LedgerEntry]:
+    """Top-ups with no live (requested or issued) invoice request."""
+    return (
+        LedgerEntry.objects.filter(organization=organization, kind=LedgerKind.TOPUP)
+        .exclude(_live_invoice_request())
+        .order_by("-id")
+    )
+
+
+def with_invoice_state(entries: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
+    """Ledger rows with `invoice_requested`: a top-up already has a live invoice request."""
+    return entries.annotate(invoice_requested=_live_invoice_request())
+
+
+def invoiceable_months(*, organization: Organization, today: date | None = None) -> list[date]:
+    """Ended calendar months with usage charges and no live invoice request, newest first."""
+    this_month = (today or today_utc()).replace(day=1)
+    months = {
+        d.replace(day=1)
+        for d in LedgerEntry.objects.filter(
+            organization=organization, kind=LedgerKind.USAGE, usage_date__lt=this_month
+        ).dates("usage_date", "month")
+    }
+    taken = set(
+        InvoiceRequest.objects.filter(organization=organization, month__isnull=False)
+        .exclude(status=InvoiceStatus.REJECTED)
+        .values_list("month", flat=True)
+    )
+    return sorted(months - taken, reverse=True)

@@ -46,6 +46,7 @@ from .models import (
     UsageRollup,
 )
 from .money import ZERO, format_money, quantize_micro, usage_cost
+from .notifications import schedule_balance_alert_check, schedule_usage_notify
 from .selectors import gateway_context
 from .timeutils import today_utc
 
@@ -231,6 +232,8 @@ def ledger_post(
         account.save(update_fields=["balance", "updated_at"])
         if kind == LedgerKind.TOPUP:
             Organization.objects.filter(pk=organization.pk).update(cumulative_topups=F("cumulative_topups") + amount)
+        # A top-up re-arms the balance alert; a refund or adjustment may fire it.
+        schedule_balance_alert_check(organization_id=organization.pk)
         audit_record(
             actor=actor,
             organization=organization,
@@ -561,6 +564,12 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]
             account.updated_at = posted_at
         BillingAccount.objects.bulk_update(list(accounts.values()), ["balance", "updated_at"])
     _spend_add(spend, now=now)
+    # One task per batch, after commit: balance alerts of its organizations, consumption
+    # notifications of its spend counters (outside the charge's locks, off the ingest's latency).
+    schedule_usage_notify(
+        organization_ids=sorted({org_id for org_id, _day in charges}),
+        periods=sorted({(project_id, period, start.isoformat()) for project_id, period, start in spend}),
+    )
     if corrections:
         items_ = [TpmCorrection(org, project, minute, delta) for (org, project, minute), delta in corrections.items()]
         transaction.on_commit(lambda: get_limiter().correct(items_))

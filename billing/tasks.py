@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from celery import shared_task
 
+from .notifications import balance_alert_check, balance_alerts_check, usage_notify
 from .services import usage_aggregate, usage_reconcile
 from .timeutils import yesterday_utc
 
@@ -18,3 +20,20 @@ def usage_aggregate_task() -> None:
 @shared_task(name="billing.usage_reconcile")
 def usage_reconcile_task(day: str | None = None) -> None:
     usage_reconcile(day=date.fromisoformat(day) if day else yesterday_utc())
+
+
+@shared_task(name="billing.balance_alert_check")
+def balance_alert_check_task(organization_id: int) -> None:
+    balance_alert_check(organization_id=organization_id)
+
+
+@shared_task(name="billing.balance_alerts_check")
+def balance_alerts_check_task() -> None:
+    """Beat, every minute: catches a crossing whose trigger was lost (worker down, broker down)."""
+    balance_alerts_check()
+
+
+@shared_task(name="billing.usage_notify")
+def usage_notify_task(organization_ids: list[int], periods: list[list[Any]]) -> None:
+    """After an ingest batch: its organizations' balance alerts and its projects' consumption."""
+    usage_notify(organization_ids=organization_ids, periods=[(p[0], p[1], p[2]) for p in periods])

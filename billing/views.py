@@ -3,24 +3,40 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
 
 from console.http import AuthedHttpRequest
 from console.paging import paginate
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 
-from .forms import LedgerFilterForm
-from .models import LedgerEntry
-from .selectors import billing_summary, ledger_entries, prices_in_force
+from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm
+from .invoicing import BILLING_FIELDS, billing_details_initial, invoice_request_create
+from .models import BalanceAlert, InvoiceKind, LedgerEntry
+from .notifications import balance_alert_for, balance_alert_update
+from .permissions import access_invoice
+from .selectors import (
+    billing_summary,
+    invoice_requests_for,
+    invoiceable_months,
+    invoiceable_topups,
+    ledger_entries,
+    prices_in_force,
+    with_invoice_state,
+)
 
 LEDGER_PAGE_SIZE = 25
+INVOICES_SHOWN = 50
 
 
 def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, LedgerFilterForm, QuerySet[LedgerEntry]]:
@@ -35,13 +51,14 @@ def _ledger(request: AuthedHttpRequest, org_id: str) -> tuple[Membership, Ledger
 def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership, form, entries = _ledger(request, org_id)
     organization = membership.organization
-    page, query = paginate(request, entries, per_page=LEDGER_PAGE_SIZE)
+    page, query = paginate(request, with_invoice_state(entries), per_page=LEDGER_PAGE_SIZE)
     context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
     if request.htmx:
         return render(request, "billing/overview.html#ledger-table", context)
     context.update(
         summary=billing_summary(organization=organization),
         prices=prices_in_force(),
+        invoice_requests=invoice_requests_for(organization=organization)[:INVOICES_SHOWN],
         sales_email=settings.CONSOLE_SALES_EMAIL,
     )
     return render(request, "billing/overview.html", context)
@@ -94,4 +111,91 @@ def ledger_csv(request: AuthedHttpRequest, org_id: str) -> StreamingHttpResponse
         rows,
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def balance_alerts(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    alert = balance_alert_for(organization=organization)
+    if request.method == "POST":
+        form = BalanceAlertForm(request.POST)
+        if form.is_valid():
+            try:
+                alert = balance_alert_update(organization=organization, actor=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                for field_name, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field_name, error)
+            else:
+                messages.success(request, "Balance alert settings saved.")
+                if not request.htmx:
+                    return redirect("billing:balance_alerts", org_id=organization.public_id)
+                form = _balance_alert_form(alert)
+    else:
+        form = _balance_alert_form(alert)
+    context = {
+        "membership": membership, "org": organization, "form": form, "alert": alert,
+        "balance": billing_summary(organization=organization).balance,
+    }
+    template = "billing/balance_alerts.html#alert-panel" if request.htmx else "billing/balance_alerts.html"
+    return render(request, template, context)
+
+
+def _balance_alert_form(alert: BalanceAlert) -> BalanceAlertForm:
+    return BalanceAlertForm(initial={
+        "enabled": alert.enabled,
+        "threshold": f"{alert.threshold:.2f}",
+        "extra_recipients": "\n".join(alert.extra_recipients),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_request(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    choices: dict[str, Any] = {
+        "topups": invoiceable_topups(organization=organization),
+        "months": invoiceable_months(organization=organization),
+    }
+    if request.method == "POST":
+        form = InvoiceRequestForm(request.POST, **choices)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                invoice_request_create(
+                    organization=organization, actor=request.user, kind=data["kind"],
+                    ledger_entry=data["ledger_entry"], month=data["month"],
+                    details={name: data[name] for name in BILLING_FIELDS},
+                )
+            except ValidationError as exc:
+                for field_name, errors in exc.message_dict.items():
+                    for error in errors:
+                        form.add_error(field_name if field_name in form.fields else None, error)
+            else:
+                messages.success(request, "Invoice requested. We will email the registered address when it is issued.")
+                return redirect(reverse("billing:overview", kwargs={"org_id": organization.public_id}) + "#invoices")
+    else:
+        initial: dict[str, Any] = billing_details_initial(organization=organization)
+        if request.GET.get("topup"):
+            initial.update(kind=InvoiceKind.TOPUP, ledger_entry=request.GET["topup"])
+        form = InvoiceRequestForm(initial=initial, **choices)
+    context = {"membership": membership, "org": organization, "form": form, **choices}
+    return render(request, "billing/invoice_request.html", context)
+
+
+@login_required
+@require_GET
+def invoice_download(request: AuthedHttpRequest, org_id: str, number: str) -> HttpResponse:
+    invoice = access_invoice(request.user, org_id, number)
+    return HttpResponse(
+        bytes(invoice.pdf),
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{invoice.number}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
     )

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from billing.selectors import balance_banner
 from orgs.selectors import memberships_for_user
 
 
@@ -20,4 +21,6 @@ def console(request: HttpRequest) -> dict[str, Any]:
     context.update(org_memberships=memberships, current_membership=current)
     if current is not None:
         context["current_org"] = current.organization
+        if current.is_admin:
+            context["balance_banner"] = balance_banner(organization_id=current.organization_id)
     return context

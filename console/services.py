@@ -30,6 +30,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 
@@ -79,6 +80,11 @@ def _check_templates(template: str) -> None:
     engine = Engine.get_default()
     for name in ("subject.txt", "body.txt"):
         engine.get_template(f"email/{template}/{name}")
+
+
+def absolute_url(viewname: str, **kwargs: Any) -> str:
+    """A console URL for emails and documents: CONSOLE_SITE_URL + the reversed path."""
+    return settings.CONSOLE_SITE_URL.rstrip("/") + reverse(viewname, kwargs=kwargs)
 
 
 def _schedule_send(email_id: int) -> None:

@@ -210,6 +210,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our structured log format in th
 # The one beat schedule: every periodic job also has a manage.py command calling the same service.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-usage-aggregate": {"task": "billing.usage_aggregate", "schedule": 60.0},
+    "billing-balance-alerts-check": {"task": "billing.balance_alerts_check", "schedule": 60.0},
     "billing-usage-reconcile": {"task": "billing.usage_reconcile", "schedule": crontab(hour=0, minute=30)},
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
     "console-email-outbox-retry": {"task": "console.email_outbox_retry", "schedule": 300.0},
@@ -232,6 +233,10 @@ CONSOLE_BALANCE_ALERT_DEFAULT = Decimal(env.str("CONSOLE_BALANCE_ALERT_DEFAULT",
 CONSOLE_INVITES_REQUIRE_VERIFICATION = env.bool("CONSOLE_INVITES_REQUIRE_VERIFICATION", default=True)
 CONSOLE_INVITATION_DAYS = env.int("CONSOLE_INVITATION_DAYS", default=7)
 CONSOLE_SALES_EMAIL = env.str("CONSOLE_SALES_EMAIL", default="sales@localhost")
+# Who issues invoices: printed at the top of every invoice PDF ("\n" separates lines).
+CONSOLE_INVOICE_ISSUER = env.str(
+    "CONSOLE_INVOICE_ISSUER", default="Organization Console\nExample Street 1\n10115 Berlin, Germany"
+)
 CONSOLE_API_KEY_PREFIX = env.str("CONSOLE_API_KEY_PREFIX", default="sk-")
 CONSOLE_GATEWAY_TOKENS = env.list("CONSOLE_GATEWAY_TOKENS", default=[])
 CONSOLE_DEFAULT_ESTIMATED_TOKENS = env.int("CONSOLE_DEFAULT_ESTIMATED_TOKENS", default=1000)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
 from django.http import HttpRequest, HttpResponse
 from ipware import get_client_ip
 
@@ -15,7 +16,11 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        ip, _routable = get_client_ip(request)
+        # django-structlog's middleware (earlier in the stack) has already resolved the IP for the
+        # log line; resolving it again would scan every header twice on each call (authorize too).
+        ip = structlog.contextvars.get_contextvars().get("ip")
+        if ip is None:
+            ip, _routable = get_client_ip(request)
         token = client_ip.set(ip)
         try:
             return self.get_response(request)

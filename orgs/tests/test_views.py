@@ -234,3 +234,8 @@ def test_switcher_lists_every_org_of_the_user(client):
     page = client.get(reverse("orgs:overview", args=[a.public_id])).content.decode()
     assert "Alpha Org" in page and "Beta Org" in page
     assert "+ Create organization" in page
+
+
+def test_audit_events_from_a_request_carry_the_client_ip(client_as, org):
+    client_as("admin").post(reverse("orgs:information", args=[org.public_id]), INFO, REMOTE_ADDR="198.51.100.23")
+    assert AuditEvent.objects.get(action="organization.update").ip == "198.51.100.23"

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from orgs.limits import RateLimits, organization_rate_limits
 from orgs.models import Organization
-from projects.keys import api_key_authenticate, api_key_state_error, is_well_formed, key_digest
-from projects.models import APIKey, Project
+from projects.keys import api_key_authenticate, is_well_formed, key_digest, key_state_error
+from projects.models import APIKey
 
 from .models import (
     AlertState,
@@ -44,12 +44,51 @@ def _spent(project_id: int, period: str, start: date) -> Subquery:
     )
 
 
+@dataclass(slots=True)
+class GatewayKey:
+    """What authorize decides on, as plain values: the key with its project's and organization's
+    fields. Building APIKey, Project and Organization instances from the row cost more than the
+    query itself (bench/authorize.py)."""
+
+    pk: int
+    public_id: str
+    last_used_at: datetime | None  # api_key_touch updates it
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    project_pk: int
+    project_public_id: str
+    project_archived_at: datetime | None
+    daily_budget: Decimal | None
+    monthly_budget: Decimal | None
+    tpm_limit: int | None
+    organization_pk: int
+    organization_public_id: str
+    cumulative_topups: Decimal
+    rate_tier_override: str
+
+    @classmethod
+    def of(cls, key: APIKey) -> GatewayKey:
+        """From a key loaded with select_related("project", "organization")."""
+        project, organization = key.project, key.organization
+        return cls(
+            key.pk, key.public_id, key.last_used_at, key.expires_at, key.revoked_at,
+            project.pk, project.public_id, project.archived_at, project.daily_budget, project.monthly_budget,
+            project.tpm_limit, organization.pk, organization.public_id, organization.cumulative_topups,
+            organization.rate_tier_override,
+        )
+
+    @property
+    def state_error(self) -> str | None:
+        return key_state_error(revoked_at=self.revoked_at, expires_at=self.expires_at,
+                               project_archived_at=self.project_archived_at)
+
+
 @dataclass(frozen=True)
 class GatewayContext:
-    """What authorize decides on: the key (with .project and .organization) and the money state."""
+    """The key (None when unknown or malformed) and its organization's and project's money state."""
 
     error: str | None  # None, or api_key_authenticate's errors
-    key: APIKey | None
+    key: GatewayKey | None
     state: EnforcementState
 
 
@@ -69,10 +108,13 @@ def gateway_context(*, raw_key: str, day: date) -> GatewayContext:
     if connection.vendor in FAST_PATH_VENDORS:
         return _gateway_context_sql(raw_key=raw_key, day=day)
     auth = api_key_authenticate(raw_key)
-    if auth.key is None or auth.error is not None:
-        return GatewayContext(error=auth.error, key=auth.key, state=_NO_STATE)
-    state = enforcement_state(organization_id=auth.key.organization_id, project_id=auth.key.project_id, day=day)
-    return GatewayContext(error=None, key=auth.key, state=state)
+    if auth.key is None:
+        return GatewayContext(error=auth.error, key=None, state=_NO_STATE)
+    key = GatewayKey.of(auth.key)
+    if auth.error is not None:
+        return GatewayContext(error=auth.error, key=key, state=_NO_STATE)
+    state = enforcement_state(organization_id=key.organization_pk, project_id=key.project_pk, day=day)
+    return GatewayContext(error=None, key=key, state=state)
 
 
 FAST_PATH_VENDORS = {"postgresql"}
@@ -88,24 +130,11 @@ def _gateway_context_sql(*, raw_key: str, day: date) -> GatewayContext:
         row = cursor.fetchone()
     if row is None:
         return GatewayContext(error="unknown", key=None, state=_NO_STATE)
-    (key_pk, key_public_id, last_used_at, expires_at, revoked_at,
-     project_pk, project_public_id, archived_at, daily_budget, monthly_budget, tpm_limit,
-     org_pk, org_public_id, cumulative_topups, rate_tier_override,
-     balance, day_spent, month_spent) = row
-    organization = Organization(
-        pk=org_pk, public_id=org_public_id, cumulative_topups=cumulative_topups,
-        rate_tier_override=rate_tier_override,
-    )
-    project = Project(
-        pk=project_pk, public_id=project_public_id, organization=organization, archived_at=archived_at,
-        daily_budget=daily_budget, monthly_budget=monthly_budget, tpm_limit=tpm_limit,
-    )
-    key = APIKey(
-        pk=key_pk, public_id=key_public_id, organization=organization, project=project,
-        last_used_at=last_used_at, expires_at=expires_at, revoked_at=revoked_at,
-    )
+    # The function's columns: GatewayKey's fields in order, then balance, day and month spend.
+    key = GatewayKey(*row[:15])
+    balance, day_spent, month_spent = row[15:]
     state = EnforcementState(balance=balance or ZERO, day_spent=day_spent or ZERO, month_spent=month_spent or ZERO)
-    return GatewayContext(error=api_key_state_error(key), key=key, state=state)
+    return GatewayContext(error=key.state_error, key=key, state=state)
 
 
 def enforcement_state(*, organization_id: int, project_id: int, day: date) -> EnforcementState:

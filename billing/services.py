@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from console.models import User
-from orgs.limits import organization_rate_limits
+from orgs.limits import rate_limits_for
 from orgs.models import Organization
 from orgs.services import audit_record
 from projects.keys import api_key_touch
@@ -47,7 +47,7 @@ from .models import (
 )
 from .money import ZERO, format_money, quantize_micro, usage_cost
 from .notifications import schedule_balance_alert_check, schedule_usage_notify
-from .selectors import gateway_context
+from .selectors import GatewayKey, gateway_context
 from .timeutils import today_utc
 
 logger = structlog.get_logger(__name__)
@@ -759,7 +759,7 @@ class AuthorizeDecision:
     status: int
     code: str = ""
     message: str = ""
-    key: APIKey | None = None
+    key: GatewayKey | None = None
     tpm: TpmDecision | None = None
 
     @property
@@ -786,7 +786,6 @@ def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | No
     if context.key is None or context.error in _KEY_MESSAGES:
         return AuthorizeDecision(401, "invalid_api_key", _KEY_MESSAGES[context.error or "unknown"])
     key = context.key
-    project = key.project
     if context.error == "project_archived":
         return AuthorizeDecision(403, "project_archived", "This API key's project is archived.", key)
     state = context.state
@@ -795,24 +794,24 @@ def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | No
             403, "insufficient_balance",
             "Your organization's balance is exhausted. Top up to continue making API calls.", key,
         )
-    if project.daily_budget is not None and state.day_spent >= project.daily_budget:
+    if key.daily_budget is not None and state.day_spent >= key.daily_budget:
         return AuthorizeDecision(
             403, "daily_budget_exceeded",
-            f"This project has reached its daily budget of {format_money(project.daily_budget)}. "
+            f"This project has reached its daily budget of {format_money(key.daily_budget)}. "
             "Calls are denied until 00:00 UTC or until a project admin raises the budget.", key,
         )
-    if project.monthly_budget is not None and state.month_spent >= project.monthly_budget:
+    if key.monthly_budget is not None and state.month_spent >= key.monthly_budget:
         return AuthorizeDecision(
             403, "monthly_budget_exceeded",
-            f"This project has reached its monthly budget of {format_money(project.monthly_budget)}. "
+            f"This project has reached its monthly budget of {format_money(key.monthly_budget)}. "
             "Calls are denied until the 1st of next month (UTC) or until a project admin raises the budget.", key,
         )
-    org_tpm = organization_rate_limits(key.organization).tpm
-    project_tpm = min(project.tpm_limit, org_tpm) if project.tpm_limit else org_tpm
+    org_tpm = rate_limits_for(cumulative_topups=key.cumulative_topups, rate_tier_override=key.rate_tier_override).tpm
+    project_tpm = min(key.tpm_limit, org_tpm) if key.tpm_limit else org_tpm
     tpm = get_limiter().consume(
-        organization_id=key.organization.public_id,
+        organization_id=key.organization_public_id,
         organization_tpm=org_tpm,
-        project_id=project.public_id,
+        project_id=key.project_public_id,
         project_tpm=project_tpm,
         tokens=estimated_tokens,
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import api, views
+from . import views
 
 app_name = "billing"
 
@@ -12,7 +12,4 @@ urlpatterns = [
     path("o/<str:org_id>/billing/invoices/request/", views.invoice_request, name="invoice_request"),
     path("o/<str:org_id>/billing/invoices/<str:number>.pdf", views.invoice_download, name="invoice_download"),
     path("o/<str:org_id>/settings/balance-alerts/", views.balance_alerts, name="balance_alerts"),
-    path("api/v1/gateway/authorize", api.authorize, name="gateway_authorize"),
-    path("api/v1/gateway/usage", api.usage, name="gateway_usage"),
-    path("api/v1/gateway/openapi.json", api.openapi, name="gateway_openapi"),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,6 +10,8 @@ admin.site.site_header = "Organization console — staff"
 admin.site.site_title = "Console staff"
 
 urlpatterns = [
+    # First: the gateway's hot path should not be matched against every page's pattern.
+    path(settings.GATEWAY_PATH_PREFIX.lstrip("/"), include("billing.api_urls")),
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import os
 
-from django.core.wsgi import get_wsgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings.production")
 
-application = get_wsgi_application()
+from console.handlers import ConsoleApplication
+
+application = ConsoleApplication()

@@ -78,13 +78,20 @@ def _tier_row(row: dict[str, object]) -> RateLimits:
 
 def organization_rate_limits(organization: Organization) -> RateLimits:
     """The org's shared rate limits: the highest tier its cumulative top-ups reach (floor: the first)."""
+    return rate_limits_for(
+        cumulative_topups=organization.cumulative_topups, rate_tier_override=organization.rate_tier_override
+    )
+
+
+def rate_limits_for(*, cumulative_topups: Decimal, rate_tier_override: str) -> RateLimits:
+    """organization_rate_limits on plain values (the gateway's fast path has no Organization instance)."""
     tiers: list[dict[str, object]] = settings.CONSOLE_RATE_TIERS
-    if organization.rate_tier_override:
+    if rate_tier_override:
         for row in tiers:
-            if row["name"] == organization.rate_tier_override:
+            if row["name"] == rate_tier_override:
                 return _tier_row(row)
     reached = tiers[0]
-    total = Decimal(organization.cumulative_topups)
+    total = Decimal(cumulative_topups)
     for row in tiers:
         if total >= Decimal(str(row["min_topup"])):
             reached = row

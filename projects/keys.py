@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import Q
@@ -77,20 +78,34 @@ def api_key_authenticate(raw_key: str) -> KeyAuthResult:
 
 
 def api_key_state_error(key: APIKey) -> str | None:
-    """Why a found key may not be used: "revoked" | "expired" | "project_archived", or None.
+    """Why a found key may not be used: "revoked" | "expired" | "project_archived", or None."""
+    return key_state_error(
+        revoked_at=key.revoked_at, expires_at=key.expires_at, project_archived_at=key.project.archived_at
+    )
 
-    Shared with the gateway's single-query fast path (billing), so the rule lives in one place.
-    """
-    if key.revoked_at is not None:
+
+def key_state_error(
+    *, revoked_at: datetime | None, expires_at: datetime | None, project_archived_at: datetime | None
+) -> str | None:
+    """The rule behind api_key_state_error, on plain values: the gateway's single-query fast path
+    (billing.selectors) reads the same columns without building model instances."""
+    if revoked_at is not None:
         return "revoked"
-    if key.expires_at is not None and key.expires_at <= timezone.now():
+    if expires_at is not None and expires_at <= timezone.now():
         return "expired"
-    if key.project.archived_at is not None:
+    if project_archived_at is not None:
         return "project_archived"
     return None
 
 
-def api_key_touch(key: APIKey) -> None:
+class UsedKey(Protocol):
+    """A key as api_key_touch needs it: an APIKey, or the gateway's plain GatewayKey."""
+
+    pk: Any
+    last_used_at: datetime | None
+
+
+def api_key_touch(key: UsedKey) -> None:
     """Record use at most about once a minute per key: a conditional UPDATE, no write per call."""
     now = timezone.now()
     if key.last_used_at is not None and now - key.last_used_at < TOUCH_INTERVAL:

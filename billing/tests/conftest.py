@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.test.client import Client as DjangoClient
+from django.test.client import ClientHandler
+
+from console.handlers import load_gateway_middleware
 
 GATEWAY_TOKEN = "test-gateway-token"
 
@@ -40,4 +43,12 @@ class Gateway:
 
 @pytest.fixture
 def gateway() -> Gateway:
-    return Gateway(Client())
+    """On the gateway's own middleware stack, as console.wsgi serves it (not the pages' stack)."""
+    client = Client()
+    client.handler = GatewayClientHandler(enforce_csrf_checks=True)
+    return Gateway(client)
+
+
+class GatewayClientHandler(ClientHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        load_gateway_middleware(self)

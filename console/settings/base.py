@@ -63,6 +63,12 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
+# The gateway API's own stack (console/handlers.py): token-authenticated JSON, no session or CSRF.
+GATEWAY_PATH_PREFIX = "/api/v1/gateway/"
+GATEWAY_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "console.handlers.GatewayRequestLogMiddleware",
+]
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"

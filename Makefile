@@ -88,6 +88,7 @@ test: install-dev services browser lint typecheck pytest
 # Benchmarks (not tests): gunicorn on PostgreSQL + Redis, ratios against a baseline of the same run.
 .PHONY: bench
 bench: install-dev services
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) bench/authorize.py
 	$(PY) bench/ingest.py
 	$(PY) bench/enforcement_lag.py

@@ -83,21 +83,18 @@ class GatewayRequestLogMiddleware:
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request.META.get("HTTP_X_REQUEST_ID") or str(uuid.uuid4()),
+            request_id=request.META.get("HTTP_X_REQUEST_ID", "")[:100] or str(uuid.uuid4()),
         )
         try:
             response = self.get_response(request)
             status = response.status_code
+            line = {"code": status, "request": f"{request.method} {request.path}",
+                    "peer": request.META.get("REMOTE_ADDR"),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+            if error := getattr(response, "gateway_error_code", None):
+                line["error"] = error
             # A denial (401/403/429) is the gateway doing its job: INFO like a 200; a 5xx is an ERROR.
-            logger.log(
-                logging.ERROR if status >= 500 else logging.INFO,
-                "request_finished",
-                code=status,
-                request=f"{request.method} {request.path}",
-                peer=request.META.get("REMOTE_ADDR"),
-                error=getattr(response, "gateway_error_code", None),
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            logger.log(logging.ERROR if status >= 500 else logging.INFO, "request_finished", **line)
             return response
         finally:
             structlog.contextvars.clear_contextvars()

@@ -5,7 +5,7 @@
         [received] = smtp.messages()
         assert received.subject == "..." and received.html
 
-Registered in the root conftest (`pytest_plugins`). The server (tests/smtp_server.py, aiosmtpd)
+Registered by tests/fixtures.py (`pytest_plugins`). The server (tests/smtp_server.py, aiosmtpd)
 is started once per session on a free loopback port; `smtp` empties its mailbox per test.
 """
 

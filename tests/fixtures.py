@@ -20,7 +20,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside P
 # Fixtures `smtp_server` / `smtp`: a real SMTP server process and Django's SMTP backend.
 pytest_plugins = ["tests.smtp"]
 
-ARTIFACTS = Path(__file__).resolve().parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

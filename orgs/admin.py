@@ -44,6 +44,9 @@ class OrganizationAdminForm(forms.ModelForm[Organization]):
         required=False,
         help_text="Pins the organization's rate tier; blank = follows cumulative top-ups.",
     )
+    # Declared, as on the information page: a generated URLField warns that Django 6 changes its
+    # default scheme (the form is built when this module is imported).
+    website = forms.URLField(max_length=200, required=False, assume_scheme="https")
 
     class Meta:
         model = Organization

@@ -8,14 +8,15 @@ outbox under a unique key, so each crossing is one email whatever runs concurren
   ``consumption:<project>:<day|month>:<period start>:<percent>`` is the guard: one email per
   project, period and threshold.
 
-Both run after the usage charge commits (a Celery task per ingest batch) and the balance alert
-also after every ledger posting and every minute (beat), so a lost trigger is caught.
+Both run after the usage charge commits (a Celery task per ingest batch); the balance alert also
+after every ledger posting and every minute (beat), and consumption notifications every five
+minutes (beat) for the spend counters that moved lately, so a lost trigger is caught.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import structlog
@@ -290,6 +291,27 @@ def consumption_check(*, project_id: int, period: str, period_start: date) -> in
         )
         queued += email is not None
     return queued
+
+
+CONSUMPTION_SWEEP_WINDOW = timedelta(hours=2)
+
+
+def consumption_notifications_check(*, now: datetime | None = None) -> int:
+    """The beat job: consumption_check for every spend counter that moved in the last two hours and
+    may have reached a threshold (a budget is set, thresholds are chosen, at least 1 % is spent).
+    The outbox key makes a second look send nothing twice; this catches a notice whose per-batch
+    task was lost. Returns how many emails were queued."""
+    since = (now or timezone.now()) - CONSUMPTION_SWEEP_WINDOW
+    day = Q(period=SpendPeriod.DAY, project__daily_budget__isnull=False,
+            spent__gte=F("project__daily_budget") / 100) & ~Q(project__daily_notify_percents=[])
+    month = Q(period=SpendPeriod.MONTH, project__monthly_budget__isnull=False,
+              spent__gte=F("project__monthly_budget") / 100) & ~Q(project__monthly_notify_percents=[])
+    counters = (
+        ProjectSpend.objects.filter(day | month, updated_at__gte=since, project__archived_at__isnull=True)
+        .values_list("project_id", "period", "period_start")
+        .order_by("project_id", "period", "period_start")
+    )
+    return sum(consumption_check(project_id=p, period=period, period_start=start) for p, period, start in counters)
 
 
 def usage_notify(*, organization_ids: Iterable[int], periods: Iterable[tuple[int, str, str]]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from .notifications import balance_alert_check, balance_alerts_check, usage_notify
+from .notifications import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
 from .services import usage_aggregate, usage_reconcile
 from .timeutils import yesterday_utc
 
@@ -31,6 +31,12 @@ def balance_alert_check_task(organization_id: int) -> None:
 def balance_alerts_check_task() -> None:
     """Beat, every minute: catches a crossing whose trigger was lost (worker down, broker down)."""
     balance_alerts_check()
+
+
+@shared_task(name="billing.consumption_notifications_check")
+def consumption_notifications_check_task() -> None:
+    """Beat, every five minutes: catches a consumption notice whose per-batch task was lost."""
+    consumption_notifications_check()
 
 
 @shared_task(name="billing.usage_notify")

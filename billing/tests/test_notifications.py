@@ -190,3 +190,31 @@ def test_concurrent_batches_crossing_a_threshold_send_it_once(smtp, cent_price):
     run_in_threads(20, lambda i: spend(key, 1, f"p-{i}"))
     [received] = smtp.messages()
     assert "reached its daily budget" in received.subject
+
+
+@pytest.mark.django_db
+def test_the_beat_command_sends_a_consumption_notice_whose_trigger_was_lost(
+    smtp, cent_price, django_capture_on_commit_callbacks
+):
+    watched = ProjectFactory(name="Watched", daily_budget=Decimal("1.00"), daily_notify_percents=[80])
+    no_thresholds = ProjectFactory(organization=watched.organization, name="Quiet", daily_budget=Decimal("1.00"))
+    stale = ProjectFactory(organization=watched.organization, name="Stale", daily_budget=Decimal("1.00"),
+                           daily_notify_percents=[80])
+    for project in (watched, no_thresholds, stale):
+        ProjectMembership.objects.create(project=project, user=UserFactory(), role=ProjectRole.ADMIN)
+    fund(watched.organization, "100")
+    # No on-commit callbacks run here: every batch's notification task is "lost".
+    spend(make_api_key(project=watched)[1], 90, "w-1")
+    spend(make_api_key(project=no_thresholds)[1], 90, "q-1")
+    three_hours_ago = timezone.now() - timedelta(hours=3)
+    if three_hours_ago.date() == timezone.now().date():  # the stale counter is today's, last moved 3 h ago
+        spend(make_api_key(project=stale)[1], 90, "s-1", when=three_hours_ago)
+    assert smtp.messages() == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("consumption_notifications_check")
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("consumption_notifications_check")  # a second run sends nothing again
+
+    [received] = smtp.messages()
+    assert received.subject == "Watched used 80% of its daily budget"

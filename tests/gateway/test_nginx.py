@@ -1,4 +1,5 @@
-"""Real nginx (Debian's package) in front of a stub model server, asking the live console.
+"""Real nginx (Debian's package) in front of a stub model server, asking the console as production
+serves it: gunicorn running console.wsgi (the gateway API on its own middleware stack).
 
 The configuration is deploy/nginx/console-gateway.conf.template, rendered the way the README
 says. Shows: a valid key reaches the upstream with the ids; a revoked key gets 401; an
@@ -13,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +23,9 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
-from urllib.parse import urlparse
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from billing.models import ProjectSpend
@@ -69,14 +71,51 @@ def upstream() -> Iterator[int]:
     server.server_close()
 
 
+def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited: {log.read_text() if log.exists() else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not start listening")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def console_port(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """gunicorn with console.wsgi on the test database (the tests here commit their data)."""
+    db = connection.settings_dict
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "console.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    with log.open("wb") as out:  # the child keeps its own copy of the file
+        process = subprocess.Popen(  # noqa: S603 -- our own interpreter and application
+            [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
+            cwd=Path(__file__).resolve().parents[2], env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, "gunicorn", log)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 @pytest.fixture
-def nginx(tmp_path: Path, live_server, upstream: int) -> Iterator[int]:
+def nginx(tmp_path: Path, console_port: int, upstream: int) -> Iterator[int]:
     if NGINX is None:
         pytest.skip("nginx is not installed (make nginx installs Debian's nginx-light)")
-    console = urlparse(live_server.url)
     port = free_port()
     gateway_conf = Template(TEMPLATE.read_text()).safe_substitute(
-        CONSOLE_UPSTREAM=f"127.0.0.1:{console.port}",
+        CONSOLE_UPSTREAM=f"127.0.0.1:{console_port}",
         CONSOLE_HOST="localhost",
         CONSOLE_GATEWAY_TOKEN="test-gateway-token",
         MODEL_UPSTREAM=f"127.0.0.1:{upstream}",
@@ -100,23 +139,13 @@ http {{
 }}
 """
     )
-    process = subprocess.Popen(  # noqa: S603 -- a fixed binary and our own config
-        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    output = tmp_path / "nginx.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 -- a fixed binary and our own config
+            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stdout=out, stderr=subprocess.STDOUT,
+        )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"nginx exited: {output}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("nginx did not start listening")
-                time.sleep(0.05)
+        wait_for_port(port, process, "nginx", output)
         yield port
     finally:
         process.terminate()

@@ -18,11 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -71,18 +73,27 @@ def upstream() -> Iterator[int]:
     server.server_close()
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited: {log.read_text() if log.exists() else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} did not start listening")
-            time.sleep(0.05)
+@contextmanager
+def running(name: str, args: list[str], port: int, log: Path, **popen: Any) -> Iterator[None]:
+    """A server process, its output in `log`, until it listens on `port`; stopped on exit."""
+    with log.open("wb") as out:  # the child keeps its own copy of the file
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **popen)  # noqa: S603 -- ours
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited: {log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{name} did not start listening")
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +107,9 @@ def console_port(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
         "DJANGO_SETTINGS_MODULE": "console.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
     }
-    with log.open("wb") as out:  # the child keeps its own copy of the file
-        process = subprocess.Popen(  # noqa: S603 -- our own interpreter and application
-            [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
-            cwd=Path(__file__).resolve().parents[2], env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, "gunicorn", log)
+    gunicorn = [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
+    with running("gunicorn", gunicorn, port, log, cwd=Path(__file__).resolve().parents[2], env=env):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture
@@ -139,20 +142,12 @@ http {{
 }}
 """
     )
-    output = tmp_path / "nginx.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 -- a fixed binary and our own config
-            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, "nginx", output)
+    with running("nginx", [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], port,
+                 tmp_path / "nginx.out"):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log = tmp_path / "error.log"
-        if log.exists() and "[emerg]" in log.read_text():
-            pytest.fail(log.read_text())
+    log = tmp_path / "error.log"
+    if log.exists() and "[emerg]" in log.read_text():
+        pytest.fail(log.read_text())
 
 
 @dataclass

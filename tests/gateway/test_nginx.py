@@ -97,7 +97,7 @@ def running(name: str, args: list[str], port: int, log: Path, **popen: Any) -> I
 
 
 @pytest.fixture(scope="module")
-def console_port(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def console(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     """gunicorn with console.wsgi on the test database (the tests here commit their data)."""
     db = connection.settings_dict
     port = free_port()
@@ -109,16 +109,16 @@ def console_port(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
     }
     gunicorn = [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
     with running("gunicorn", gunicorn, port, log, cwd=Path(__file__).resolve().parents[2], env=env):
-        yield port
+        yield port, log
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, console_port: int, upstream: int) -> Iterator[int]:
+def nginx(tmp_path: Path, console: tuple[int, Path], upstream: int) -> Iterator[int]:
     if NGINX is None:
         pytest.skip("nginx is not installed (make nginx installs Debian's nginx-light)")
     port = free_port()
     gateway_conf = Template(TEMPLATE.read_text()).safe_substitute(
-        CONSOLE_UPSTREAM=f"127.0.0.1:{console_port}",
+        CONSOLE_UPSTREAM=f"127.0.0.1:{console[0]}",
         CONSOLE_HOST="localhost",
         CONSOLE_GATEWAY_TOKEN="test-gateway-token",
         MODEL_UPSTREAM=f"127.0.0.1:{upstream}",
@@ -188,6 +188,19 @@ def test_a_valid_key_reaches_the_upstream_with_the_ids(nginx, funded_key):
     assert forwarded["x-key-id"] == key.public_id
     assert "x-gateway-token" not in forwarded
     assert int(answer.headers["x-ratelimit-remaining-tokens"]) > 0
+
+
+def test_one_request_id_in_the_gateway_the_console_and_the_model_server(nginx, console, funded_key):
+    raw, _key = funded_key
+    answer = call(nginx, raw, extra={"X-Request-ID": "client-chosen"})
+    request_id = answer.headers["x-request-id"]
+    assert request_id != "client-chosen"
+    assert answer.body["headers"]["x-request-id"] == request_id
+    _port, log = console
+    deadline = time.monotonic() + 5
+    while f"request_id={request_id}" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"request_id={request_id}" in log.read_text()
 
 
 def test_a_revoked_key_gets_401_with_the_console_json(nginx, funded_key):

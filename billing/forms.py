@@ -4,6 +4,7 @@ from datetime import date
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 
 from .models import InvoiceKind, LedgerEntry, LedgerKind
 from .money import format_money
@@ -30,7 +31,7 @@ class LedgerFilterForm(forms.Form):
 class BalanceAlertForm(forms.Form):
     enabled = forms.BooleanField(label="Send balance alerts", required=False)
     threshold = forms.DecimalField(
-        label="Alert threshold",
+        label=f"Alert threshold ({settings.CONSOLE_CURRENCY})",
         min_value=0,
         max_digits=8,
         decimal_places=2,

@@ -572,7 +572,7 @@ def test_anonymous_visitor_sees_org_inviter_and_both_ways_in(client, invite, rea
     assert f"Join {ready_org.name}" in body
     assert org_admin.get_full_name() in body
     assert 'href="/accounts/signup/?email=ana%40example.com">Create account</a>' in body
-    assert f'href="{reverse("account_login")}">Log in</a>' in body
+    assert f'href="{reverse("account_login")}">Sign in</a>' in body
     assert issued.token not in body
 
 

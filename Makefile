@@ -55,7 +55,8 @@ run: demo
 	@echo "  Serving the console at http://$(HOST):$(PORT)/ with a Celery worker and beat (Ctrl-C stops all three)."
 	@echo "  Demo login: demo@example.com / demo-console-2026   ·   emails: printed here and kept in var/mail.log"
 	@echo ""
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho -f deploy/Procfile.dev -d . start
+	@# Links in emails (invitations, alerts) point at this server unless CONSOLE_SITE_URL says otherwise.
+	HOST=$(HOST) PORT=$(PORT) CONSOLE_SITE_URL=$${CONSOLE_SITE_URL:-http://$(HOST):$(PORT)} $(VENV)/bin/honcho -f deploy/Procfile.dev -d . start
 
 # --- tests ------------------------------------------------------------------------------------
 services:

@@ -269,10 +269,12 @@ def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def invitation_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
     organization = membership.organization
+    if request.method == "GET":  # the address bar after a form error shows this URL: back to the form
+        return redirect(reverse("orgs:members", kwargs={"org_id": organization.public_id}) + "#invite")
     form = _invitation_form(organization, request.POST)
     issued = None
     if form.is_valid():

@@ -16,6 +16,12 @@ def test_user_without_org_lands_on_create_page(client, user):
     response = client.get("/", follow=True)
     assert response.redirect_chain[-1][0] == reverse("orgs:create")
     assert "Create your organization" in response.content.decode()
+    assert ">Cancel</a>" not in response.content.decode()  # nowhere to go back to
+
+
+def test_a_member_of_an_organization_can_cancel_creating_another(client_as, org):
+    page = client_as("member").get(reverse("orgs:create")).content.decode()
+    assert f'href="{reverse("home")}">Cancel</a>' in page
 
 
 def test_home_goes_to_last_used_org(client, user):
@@ -239,3 +245,11 @@ def test_switcher_lists_every_org_of_the_user(client):
 def test_audit_events_from_a_request_carry_the_client_ip(client_as, org):
     client_as("admin").post(reverse("orgs:information", args=[org.public_id]), INFO, REMOTE_ADDR="198.51.100.23")
     assert AuditEvent.objects.get(action="organization.update").ip == "198.51.100.23"
+
+
+@pytest.mark.parametrize(("role", "status"), [("outsider", 404), ("member", 403), ("admin", 302)])
+def test_opening_the_invite_form_address_leads_back_to_the_form(client_as, org, role, status):
+    response = client_as(role).get(reverse("orgs:invitation_create", args=[org.public_id]))
+    assert response.status_code == status
+    if status == 302:
+        assert response["Location"] == reverse("orgs:members", args=[org.public_id]) + "#invite"

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from .models import InvoiceKind, LedgerEntry, LedgerKind
 from .money import format_money
+from .selectors import DEFAULT_USAGE_DAYS, USAGE_RANGES
 
 
 class LedgerFilterForm(forms.Form):
@@ -26,6 +27,18 @@ class LedgerFilterForm(forms.Form):
         if self.is_valid():
             return dict(self.cleaned_data)
         return {"kind": self.cleaned_data.get("kind", "")}
+
+
+class UsageRangeForm(forms.Form):
+    days = forms.TypedChoiceField(
+        choices=[(n, f"{n} days") for n in USAGE_RANGES], coerce=int, required=False, empty_value=None
+    )
+
+    def days_or_default(self) -> int:
+        """The range asked for; anything else (missing, `?days=abc`, `?days=365`) is the default."""
+        if self.is_valid() and self.cleaned_data["days"]:
+            return int(self.cleaned_data["days"])
+        return DEFAULT_USAGE_DAYS
 
 
 class BalanceAlertForm(forms.Form):

@@ -11,5 +11,7 @@ urlpatterns = [
     path("o/<str:org_id>/billing/ledger.csv", views.ledger_csv, name="ledger_csv"),
     path("o/<str:org_id>/billing/invoices/request/", views.invoice_request, name="invoice_request"),
     path("o/<str:org_id>/billing/invoices/<str:number>.pdf", views.invoice_download, name="invoice_download"),
+    path("o/<str:org_id>/usage/", views.org_usage, name="org_usage"),
+    path("o/<str:org_id>/projects/<str:project_id>/usage/", views.project_usage_view, name="project_usage"),
     path("o/<str:org_id>/settings/balance-alerts/", views.balance_alerts, name="balance_alerts"),
 ]

@@ -19,19 +19,23 @@ from console.http import AuthedHttpRequest
 from console.paging import paginate
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
+from projects.permissions import access_project
 
-from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm
+from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm, UsageRangeForm
 from .invoicing import BILLING_FIELDS, billing_details_initial, invoice_request_create
 from .models import BalanceAlert, InvoiceKind, LedgerEntry
 from .notifications import balance_alert_for, balance_alert_update
 from .permissions import access_invoice
 from .selectors import (
+    USAGE_RANGES,
     billing_summary,
     invoice_requests_for,
     invoiceable_months,
     invoiceable_topups,
     ledger_entries,
+    organization_usage,
     prices_in_force,
+    project_usage,
     with_invoice_state,
 )
 
@@ -199,3 +203,47 @@ def invoice_download(request: AuthedHttpRequest, org_id: str, number: str) -> Ht
             "Cache-Control": "private, no-store",
         },
     )
+
+
+# --- consumption (usage) -----------------------------------------------------------------------
+# Each overview page loads the panel with htmx (`?embed=overview`), so orgs/ and projects/ need not
+# import billing; the same URL without htmx is a full page (no JavaScript, deep links, ?days=).
+
+
+def _usage_context(request: AuthedHttpRequest, page_url: str) -> dict[str, Any]:
+    return {
+        "ranges": USAGE_RANGES,
+        "page_url": page_url,
+        "embedded": bool(request.htmx) and request.GET.get("embed") == "overview",
+    }
+
+
+@login_required
+@require_GET
+def org_usage(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    days = UsageRangeForm(request.GET).days_or_default()
+    context = {
+        "membership": membership, "org": organization,
+        "report": organization_usage(organization=organization, days=days),
+        **_usage_context(request, reverse("billing:org_usage", kwargs={"org_id": organization.public_id})),
+    }
+    template = "billing/org_usage.html#usage-panel" if request.htmx else "billing/org_usage.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def project_usage_view(request: AuthedHttpRequest, org_id: str, project_id: str) -> HttpResponse:
+    access = access_project(request.user, org_id, project_id)
+    project = access.project
+    days = UsageRangeForm(request.GET).days_or_default()
+    report = project_usage(project=project, viewer_id=request.user.pk, see_all_keys=access.is_admin, days=days)
+    page_url = reverse("billing:project_usage", kwargs={"org_id": org_id, "project_id": project.public_id})
+    context = {
+        "membership": access.membership, "org": access.organization, "project": project, "access": access,
+        "tab": "overview", "report": report, **_usage_context(request, page_url),
+    }
+    template = "billing/project_usage.html#usage-panel" if request.htmx else "billing/project_usage.html"
+    return render(request, template, context)

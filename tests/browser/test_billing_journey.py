@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from billing.models import LedgerKind
-from billing.services import ledger_post
+from billing.services import ledger_post, usage_aggregate
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key
 from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs.models import Role
@@ -78,3 +78,30 @@ def test_admin_sees_usage_hit_the_balance_filters_the_ledger_and_downloads_it(li
     assert [(line["type"], line["amount"], line["reference"]) for line in lines] == [
         ("topup", "25.000000", "wire-2026-001"),
     ]
+
+
+def test_the_overview_loads_the_consumption_chart_and_switches_its_range(live_server, page: Page, artifacts_dir):
+    admin = UserFactory(email="ada@example.com")
+    org = MembershipFactory(user=admin, role=Role.ADMIN, organization__name="Ada Labs").organization
+    PriceFactory(model="acme-large", input_per_mtok=Decimal("2.50"), output_per_mtok=Decimal("10"))
+    ledger_post(organization=org, kind=LedgerKind.TOPUP, amount=Decimal("25"), reference="wire-1", actor=None)
+    _raw, key = make_api_key(project=ProjectFactory(organization=org, name="Chatbot"))
+    assert report_usage(live_server.url, key.public_id, "evt-1", 2_000_000)["accepted"] == 1  # $5.00
+    usage_aggregate()  # the beat job that folds events into the rollups the charts read
+
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    panel = page.locator("#usage-panel")
+    expect(panel.get_by_role("heading", name="Consumption")).to_be_visible()  # loaded by htmx
+    expect(page.locator("#usage-total-cost")).to_have_text("$5.00")
+    expect(page.locator("#usage-by-project")).to_contain_text("Chatbot")
+    expect(panel).to_contain_text("Last 30 days")
+    page.screenshot(path=artifacts_dir / "01-overview-30-days.png", full_page=True)
+
+    panel.get_by_role("link", name="7 days").click()
+    expect(page.locator("#usage-panel")).to_contain_text("Last 7 days")
+    expect(page.locator("#usage-total-cost")).to_have_text("$5.00")
+    expect(page).to_have_url(re.compile(rf"/o/{org.public_id}/$"))  # the overview stays where it is
+    page.screenshot(path=artifacts_dir / "02-overview-7-days.png", full_page=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from orgs.limits import RateLimits, organization_rate_limits
 from orgs.models import Organization
 from projects.keys import api_key_authenticate, is_well_formed, key_digest, key_state_error
-from projects.models import APIKey, Project
+from projects.models import APIKey, Project, key_status
 
 from .models import (
     AlertState,
@@ -436,12 +436,7 @@ def organization_usage(*, organization: Organization, days: int = DEFAULT_USAGE_
     return report
 
 
-def _key_state(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> str:
-    if revoked_at is not None:
-        return "Revoked"
-    if expires_at is not None and expires_at <= now:
-        return "Expired"
-    return ""
+_INACTIVE = {"active": "", "revoked": "Revoked", "expired": "Expired"}
 
 
 def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days: int = DEFAULT_USAGE_DAYS,
@@ -463,7 +458,6 @@ def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days:
         .annotate(**_SUMS)
         .order_by("-cost_sum", "api_key__name", "api_key__public_id")
     )
-    now = timezone.now()
     for row in keys:
         mine = row["api_key__created_by_id"] == viewer_id
         visible = see_all_keys or mine
@@ -473,7 +467,8 @@ def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days:
             detail=row["api_key__hint"] if visible else "",
             masked=not visible,
             mine=mine,
-            inactive=_key_state(row["api_key__revoked_at"], row["api_key__expires_at"], now),
+            inactive=_INACTIVE[key_status(revoked_at=row["api_key__revoked_at"],
+                                          expires_at=row["api_key__expires_at"])],
             share=_percent(row["cost_sum"] or ZERO, report.total.cost),
             **_usage_fields(row),
         ))

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import APIKey
+from .models import APIKey, key_status
 
 BODY_LENGTH = 43  # len(secrets.token_urlsafe(32))
 CHECKSUM_LENGTH = 6
@@ -89,10 +89,9 @@ def key_state_error(
 ) -> str | None:
     """The rule behind api_key_state_error, on plain values: the gateway's single-query fast path
     (billing.selectors) reads the same columns without building model instances."""
-    if revoked_at is not None:
-        return "revoked"
-    if expires_at is not None and expires_at <= timezone.now():
-        return "expired"
+    status = key_status(revoked_at=revoked_at, expires_at=expires_at)
+    if status != "active":
+        return status
     if project_archived_at is not None:
         return "project_archived"
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -97,6 +98,16 @@ class RevocationReason(models.TextChoices):
     ROLLED = "rolled", "Replaced by a rolled key"
 
 
+def key_status(*, revoked_at: datetime | None, expires_at: datetime | None) -> str:
+    """"revoked" | "expired" | "active": the one rule, for instances and for plain column values
+    (the gateway's single-query path, the usage breakdown by key)."""
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is not None and expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
 class APIKeyQuerySet(models.QuerySet["APIKey"]):
     def unrevoked_unexpired(self) -> APIKeyQuerySet:
         """Keys that still open the gateway (unless their project is archived)."""
@@ -145,11 +156,7 @@ class APIKey(models.Model):
 
     @property
     def status(self) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= timezone.now():
-            return "expired"
-        return "active"
+        return key_status(revoked_at=self.revoked_at, expires_at=self.expires_at)
 
     @property
     def status_label(self) -> str:

@@ -8,7 +8,7 @@ the `X-Gateway-Error` header, because nginx's `auth_request` drops the body of t
 (the sample configuration in deploy/nginx/ returns that header as the client's body).
 
 The database unreachable → 503 and nothing is authorized (fail closed); Redis unreachable → the
-TPM limiter fails open (see billing/limiter.py).
+rate limiter fails open for all four limits (see billing/limiter.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .limiter import Decision
 from .openapi import openapi_document
+from .ratelimits import authorization_release
 from .services import MAX_EVENTS_PER_BATCH, gateway_authorize, usage_ingest
 
 logger = structlog.get_logger(__name__)
@@ -35,12 +37,39 @@ logger = structlog.get_logger(__name__)
 MAX_ESTIMATED_TOKENS = 10**9
 
 
-def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
-    body = {"error": {"code": code, "message": message}}
+def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+           **fields: str) -> JsonResponse:
+    body = {"error": {"code": code, **fields, "message": message}}
     response = JsonResponse(body, status=status, headers=headers)
     response["X-Gateway-Error"] = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
     response.gateway_error_code = code  # type: ignore[attr-defined]  # for the request log line
     return response
+
+
+def _reset(seconds: float) -> str:
+    """A duration as OpenAI's X-RateLimit-Reset-* headers write it: "20ms", "8.64s", "6m0s"."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{round(seconds, 2):g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def rate_limit_headers(rate: Decision) -> dict[str, str]:
+    """OpenAI's rate-limit headers (requests: the tighter RPM; tokens: the tighter TPM), on 200 and 429."""
+    reset = _reset(rate.reset_seconds)
+    headers = {
+        "X-RateLimit-Limit-Requests": str(rate.requests_limit),
+        "X-RateLimit-Remaining-Requests": str(rate.requests_remaining),
+        "X-RateLimit-Reset-Requests": reset,
+        "X-RateLimit-Limit-Tokens": str(rate.tokens_limit),
+        "X-RateLimit-Remaining-Tokens": str(rate.tokens_remaining),
+        "X-RateLimit-Reset-Tokens": reset,
+    }
+    if rate.retry_after:
+        headers["Retry-After"] = str(rate.retry_after)
+    return headers
 
 
 def _gateway_token_valid(token: str | None) -> bool:
@@ -109,14 +138,12 @@ def authorize(request: HttpRequest) -> HttpResponse:
     else:
         estimated = settings.CONSOLE_DEFAULT_ESTIMATED_TOKENS
     decision = gateway_authorize(raw_key=_bearer(request.META.get("HTTP_AUTHORIZATION")), estimated_tokens=estimated)
-    headers: dict[str, str] = {}
-    if decision.tpm is not None:
-        headers["X-RateLimit-Limit-Tokens"] = str(decision.tpm.limit)
-        headers["X-RateLimit-Remaining-Tokens"] = str(decision.tpm.remaining)
-        if decision.tpm.retry_after:
-            headers["Retry-After"] = str(decision.tpm.retry_after)
+    headers = rate_limit_headers(decision.rate) if decision.rate is not None else {}
     if not decision.allowed:
-        return _error(decision.status, decision.code, decision.message, headers=headers)
+        # A 429 names the limit and its scope: {"error": {"code", "limit", "scope", "message"}}.
+        rate = decision.rate
+        which = {"limit": rate.limit, "scope": rate.scope} if rate is not None and decision.status == 429 else {}
+        return _error(decision.status, decision.code, decision.message, headers=headers, **which)
     key = decision.key
     assert key is not None  # noqa: S101 -- an allowed decision always carries its key
     ids = {
@@ -126,7 +153,27 @@ def authorize(request: HttpRequest) -> HttpResponse:
     }
     headers.update({"X-Organization-Id": ids["organization_id"], "X-Project-Id": ids["project_id"],
                     "X-Key-Id": ids["key_id"]})
+    if decision.rate is not None and decision.rate.authorization_id:
+        ids["authorization_id"] = headers["X-Authorization-Id"] = decision.rate.authorization_id
     return JsonResponse(ids, headers=headers)
+
+
+@gateway_endpoint("POST")
+def release(request: HttpRequest) -> HttpResponse:
+    """Free a call's concurrency slot before its usage is reported (the usage report frees it too)."""
+    authorization_id = request.META.get("HTTP_X_AUTHORIZATION_ID", "").strip()
+    if not authorization_id:
+        body = _read_body(request, 4096)
+        try:
+            payload: Any = json.loads(body) if body else {}
+        except (UnicodeDecodeError, ValueError):
+            return _error(400, "invalid_json", "The body is not valid JSON.")
+        value = payload.get("authorization_id") if isinstance(payload, dict) else None
+        authorization_id = value if isinstance(value, str) else ""
+    if not authorization_release(authorization_id=authorization_id):
+        return _error(400, "invalid_authorization_id",
+                      "Send the authorization_id that authorize returned, in X-Authorization-Id or the JSON body.")
+    return JsonResponse({"released": True})
 
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:

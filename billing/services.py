@@ -1,5 +1,5 @@
 """Every state change of billing: prices, the ledger, usage ingest, rollups and the gateway's
-authorization decision (which consumes the TPM windows).
+authorization decision (which consumes the rate-limit windows).
 
 Lock order, everywhere: usage events (by event id) → billing accounts (by organization id) →
 project spend counters (by project, period). A fixed order means concurrent batches wait for
@@ -27,13 +27,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from console.models import User
-from orgs.limits import rate_limits_for
 from orgs.models import Organization
 from orgs.services import audit_record
 from projects.keys import api_key_touch
 from projects.models import APIKey
 
-from .limiter import TpmCorrection, TpmDecision, get_limiter
+from .limiter import Decision
 from .models import (
     BillingAccount,
     LedgerEntry,
@@ -47,6 +46,13 @@ from .models import (
 )
 from .money import ZERO, format_money, quantize_micro, usage_cost
 from .notifications import schedule_balance_alert_check, schedule_usage_notify
+from .ratelimits import (
+    UsedCall,
+    denial_message,
+    limiter_corrections_apply,
+    rate_limits_consume,
+    usage_limiter_corrections,
+)
 from .selectors import GatewayKey, gateway_context
 from .timeutils import today_utc
 
@@ -57,6 +63,7 @@ T = TypeVar("T")
 MAX_EVENTS_PER_BATCH = 1000
 MAX_TOKENS_PER_EVENT = 10**9
 MAX_EVENT_ID_LENGTH = 128
+MAX_AUTHORIZATION_ID_LENGTH = 200
 
 
 # --- transactions that retry -----------------------------------------------------------------
@@ -284,6 +291,7 @@ class _Event:
     output_tokens: int
     occurred_at: datetime
     estimated_tokens: int
+    authorization_id: str = ""
 
     @property
     def content(self) -> tuple[object, ...]:
@@ -317,6 +325,9 @@ def _parse_event(index: int, raw: Any, now: datetime) -> _Event | Rejection:
     estimated_tokens = _token_count(estimate)
     if estimated_tokens is None:
         return Rejection(index, event_id, "invalid_tokens")
+    authorization_id = raw.get("authorization_id", "")
+    if not isinstance(authorization_id, str) or len(authorization_id) > MAX_AUTHORIZATION_ID_LENGTH:
+        return Rejection(index, event_id, "invalid_authorization_id")
     text = raw.get("occurred_at")
     try:
         occurred_at = parse_datetime(text) if isinstance(text, str) else None
@@ -339,6 +350,7 @@ def _parse_event(index: int, raw: Any, now: datetime) -> _Event | Rejection:
         output_tokens=output_tokens,
         occurred_at=occurred_at.astimezone(UTC),
         estimated_tokens=estimated_tokens,
+        authorization_id=authorization_id,
     )
 
 
@@ -523,18 +535,12 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]
     charges: dict[tuple[int, date], Decimal] = defaultdict(lambda: ZERO)
     calls: dict[tuple[int, date], int] = defaultdict(int)
     spend: dict[tuple[int, str, date], Decimal] = defaultdict(lambda: ZERO)
-    corrections: dict[tuple[str, str, int], int] = defaultdict(int)
-    current_minute = int(now.timestamp() // 60)
     for event, key, cost in items:
         day = event.occurred_at.date()
         charges[(key.organization_id, day)] += cost
         calls[(key.organization_id, day)] += 1
         spend[(key.project_id, SpendPeriod.DAY, day)] += cost
         spend[(key.project_id, SpendPeriod.MONTH, _month_start(day))] += cost
-        minute = int(event.occurred_at.timestamp() // 60)
-        if minute >= current_minute - 1:  # older minutes have left the TPM window
-            delta = event.input_tokens + event.output_tokens - event.estimated_tokens
-            corrections[(key.organization_public_id, key.project_public_id, minute)] += delta
 
     accounts = _lock_accounts(org_id for org_id, _day in charges)
     posted_at = timezone.now()  # under the lock: ledger times follow the balance_after chain
@@ -570,9 +576,12 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[_Event, _Key, Decimal]
         organization_ids=sorted({org_id for org_id, _day in charges}),
         periods=sorted({(project_id, period, start.isoformat()) for project_id, period, start in spend}),
     )
-    if corrections:
-        items_ = [TpmCorrection(org, project, minute, delta) for (org, project, minute), delta in corrections.items()]
-        transaction.on_commit(lambda: get_limiter().correct(items_))
+    # The rate limits: token windows corrected to the actual tokens, concurrency leases freed.
+    limiter_corrections_apply(usage_limiter_corrections(calls=(
+        UsedCall(key.organization_public_id, key.project_public_id, event.occurred_at,
+                 event.input_tokens + event.output_tokens, event.estimated_tokens, event.authorization_id)
+        for event, key, _cost in items
+    ), now=now))
 
 
 def _spend_add(spend: dict[tuple[int, str, date], Decimal], *, now: datetime) -> None:
@@ -760,7 +769,7 @@ class AuthorizeDecision:
     code: str = ""
     message: str = ""
     key: GatewayKey | None = None
-    tpm: TpmDecision | None = None
+    rate: Decision | None = None
 
     @property
     def allowed(self) -> bool:
@@ -777,10 +786,11 @@ _KEY_MESSAGES = {
 
 def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | None = None) -> AuthorizeDecision:
     """May this key make a call of about `estimated_tokens` now? Checks, in the contract's order:
-    key, archived project, balance, daily then monthly budget, then organization + project TPM.
+    key, archived project, balance, daily then monthly budget, then the rate limits (the org's
+    concurrency, RPM, TPM, TPD and the project's RPM and TPM, billing/ratelimits.py).
 
-    Nothing about the key is cached, so a revoked key fails on the very next call. The TPM windows
-    are consumed only when every other check passed.
+    Nothing about the key is cached, so a revoked key fails on the very next call and a tier change
+    applies to it. The rate windows are consumed only when every other check passed.
     """
     context = gateway_context(raw_key=raw_key, day=today_utc(now))
     if context.key is None or context.error in _KEY_MESSAGES:
@@ -806,21 +816,8 @@ def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | No
             f"This project has reached its monthly budget of {format_money(key.monthly_budget)}. "
             "Calls are denied until the 1st of next month (UTC) or until a project admin raises the budget.", key,
         )
-    org_tpm = rate_limits_for(cumulative_topups=key.cumulative_topups, rate_tier_override=key.rate_tier_override).tpm
-    project_tpm = min(key.tpm_limit, org_tpm) if key.tpm_limit else org_tpm
-    tpm = get_limiter().consume(
-        organization_id=key.organization_public_id,
-        organization_tpm=org_tpm,
-        project_id=key.project_public_id,
-        project_tpm=project_tpm,
-        tokens=estimated_tokens,
-    )
-    if not tpm.allowed:
-        limit = org_tpm if tpm.scope == "organization" else project_tpm
-        return AuthorizeDecision(
-            429, "rate_limited",
-            f"Rate limit reached: the {tpm.scope}'s limit is {limit:,} tokens per minute. "
-            f"Retry after {tpm.retry_after} s.", key, tpm,
-        )
+    rate = rate_limits_consume(key=key, estimated_tokens=estimated_tokens)
+    if not rate.allowed:
+        return AuthorizeDecision(429, "rate_limited", denial_message(rate), key, rate)
     api_key_touch(key)
-    return AuthorizeDecision(200, key=key, tpm=tpm)
+    return AuthorizeDecision(200, key=key, rate=rate)

@@ -39,6 +39,7 @@ PROJECT_LIMIT_FIELDS = (
     "monthly_budget",
     "daily_budget",
     "tpm_limit",
+    "rpm_limit",
     "monthly_notify_percents",
     "daily_notify_percents",
     "notify_org_admins",
@@ -261,10 +262,11 @@ def project_limits_update(
     monthly_notify_percents: Iterable[int],
     daily_notify_percents: Iterable[int],
     notify_org_admins: bool,
+    rpm_limit: int | None = None,
 ) -> Project:
-    """Budgets, TPM limit and consumption-notification thresholds (project admins and org admins).
+    """Budgets, TPM and RPM limits and consumption-notification thresholds (project admins and org admins).
 
-    A TPM above the organization's is stored as asked; the gateway applies the smaller of the two.
+    A TPM or RPM above the organization's is stored as asked; the gateway applies the smaller of the two.
     """
     _require_project_role(actor=actor, project=project, min_role=ProjectRole.ADMIN)
     project = _locked_project(project)
@@ -278,6 +280,7 @@ def project_limits_update(
         "monthly_budget": _money(monthly_budget),
         "daily_budget": _money(daily_budget),
         "tpm_limit": tpm_limit,
+        "rpm_limit": rpm_limit,
         "monthly_notify_percents": monthly_percents,
         "daily_notify_percents": daily_percents,
         "notify_org_admins": notify_org_admins,
@@ -287,6 +290,8 @@ def project_limits_update(
             raise ProjectError("A budget cannot be negative.")
     if tpm_limit is not None and tpm_limit <= 0:
         raise ProjectError("The TPM limit must be a positive number of tokens.")
+    if rpm_limit is not None and rpm_limit <= 0:
+        raise ProjectError("The RPM limit must be a positive number of requests.")
     project.monthly_budget = _money(project.monthly_budget)
     project.daily_budget = _money(project.daily_budget)
     before = _limits_snapshot(project)

@@ -16,7 +16,10 @@ REJECTION_REASONS = [
     "timestamp_in_future",
     "timestamp_too_old",
     "conflicting_duplicate",
+    "invalid_authorization_id",
 ]
+
+RATE_LIMITS = ["concurrency", "requests_per_minute", "tokens_per_minute", "tokens_per_day"]
 
 
 def _error(codes: list[str], description: str) -> dict[str, Any]:
@@ -40,7 +43,19 @@ _ID_HEADERS = {
         ("X-Key-Id", "The key's id: report usage with it as `key_id`."),
     )
 }
-_RATE_HEADERS = {
+_RATE_HEADERS = {  # OpenAI's names and formats
+    "X-RateLimit-Limit-Requests": {
+        "schema": {"type": "integer"},
+        "description": "The project's effective RPM: min(project RPM, organization RPM), or the organization's.",
+    },
+    "X-RateLimit-Remaining-Requests": {
+        "schema": {"type": "integer"},
+        "description": "Requests left in the current minute window (the tighter of organization and project).",
+    },
+    "X-RateLimit-Reset-Requests": {
+        "schema": {"type": "string", "examples": ["20ms", "8.64s", "1m0s"]},
+        "description": "Until the current minute stops counting in full (a duration, as OpenAI writes it).",
+    },
     "X-RateLimit-Limit-Tokens": {
         "schema": {"type": "integer"},
         "description": "The project's effective TPM: min(project TPM, organization TPM).",
@@ -49,14 +64,30 @@ _RATE_HEADERS = {
         "schema": {"type": "integer"},
         "description": "Tokens left in the current window (the tighter of organization and project).",
     },
+    "X-RateLimit-Reset-Tokens": {
+        "schema": {"type": "string", "examples": ["20ms", "8.64s", "1m0s"]},
+        "description": "Until the current minute stops counting in full.",
+    },
+}
+_AUTHORIZATION_ID = {
+    "X-Authorization-Id": {
+        "schema": {"type": "string"},
+        "description": "This call's authorization (also in the body): send it as the usage event's "
+                       "`authorization_id`, or to /release, to free its concurrency slot.",
+    },
 }
 
 _AUTHORIZE = {
     "summary": "May this API key make a call now?",
     "description": (
         "Checks in order: gateway token, API key (unknown, malformed, revoked or expired → 401), "
-        "archived project, organization balance, project daily then monthly budget, then the "
-        "organization's and the project's tokens-per-minute windows, checked and consumed together. "
+        "archived project, organization balance, project daily then monthly budget, then the rate "
+        "limits, all in one atomic decision: the organization's concurrency, requests per minute, "
+        "tokens per minute and tokens per day (its rate tier), and the project's TPM and optional RPM "
+        "(each capped by the organization's). A denial consumes nothing. An allowed call holds one "
+        "concurrency slot until its usage is reported, `/release` is called, or the lease expires "
+        "(a setting, default 10 minutes). The tokens counted are the estimate, at least a configured "
+        "minimum; the usage report corrects them to the actual tokens. "
         "Error bodies are also sent in the `X-Gateway-Error` header (for nginx `auth_request`)."
     ),
     "security": [_GATEWAY_TOKEN],
@@ -71,7 +102,7 @@ _AUTHORIZE = {
     "responses": {
         "200": {
             "description": "Allowed.",
-            "headers": {**_ID_HEADERS, **_RATE_HEADERS},
+            "headers": {**_ID_HEADERS, **_AUTHORIZATION_ID, **_RATE_HEADERS},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorized"}}},
         },
         "400": _error(["invalid_estimated_tokens"], "X-Estimated-Tokens is not a whole number."),
@@ -81,10 +112,38 @@ _AUTHORIZE = {
             "Denied by balance, budget or project state.",
         ),
         "429": {
-            **_error(["rate_limited"], "A tokens-per-minute window is full."),
+            "description": "A rate limit is full: the body's `limit` and `scope` say which.",
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/RateLimited"},
+                "examples": {limit: {"value": {"error": {"code": "rate_limited", "limit": limit,
+                                                         "scope": "organization", "message": "…"}}}
+                             for limit in RATE_LIMITS},
+            }},
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}, **_RATE_HEADERS},
         },
         "503": _error(["service_unavailable"], "The console's database cannot be reached: nothing is authorized."),
+    },
+}
+
+_RELEASE = {
+    "summary": "Free a call's concurrency slot now.",
+    "description": (
+        "The usage report of a call that carries its `authorization_id` frees the slot too; a slot "
+        "nobody frees expires with its lease. Releasing twice is harmless. The id goes in the "
+        "`X-Authorization-Id` header (what a proxy can send) or the JSON body."
+    ),
+    "security": [_GATEWAY_TOKEN],
+    "parameters": [{"name": "X-Authorization-Id", "in": "header", "required": False, "schema": {"type": "string"}}],
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"authorization_id": {"type": "string"}}}}},
+    },
+    "responses": {
+        "200": {"description": "Released.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["released"], "properties": {"released": {"type": "boolean"}}}}}},
+        "400": _error(["invalid_authorization_id", "invalid_json"], "Not an id authorize issued."),
+        "401": _error(["invalid_gateway_token"], "Missing or wrong gateway token."),
     },
 }
 
@@ -96,7 +155,10 @@ _USAGE = {
         "id: a re-sent event counts as a duplicate and is never charged twice; the same id with "
         "different content is rejected as `conflicting_duplicate`. Costs use the model's price in "
         "force at `occurred_at`; the organization's balance and the project's spend move in the "
-        "same transaction, so authorize sees them at once."
+        "same transaction, so authorize sees them at once. After commit, each new event corrects the "
+        "rate-limit token windows (TPM, TPD) of the minute its call was authorized in to its actual "
+        "tokens and frees its concurrency slot, when it carries `authorization_id`; without it, "
+        "the event's minute and `estimated_tokens` stand in and the slot expires with its lease."
     ),
     "security": [_GATEWAY_TOKEN],
     "requestBody": {
@@ -127,10 +189,27 @@ _SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "RateLimited": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "limit", "scope", "message"],
+                "properties": {
+                    "code": {"type": "string", "const": "rate_limited"},
+                    "limit": {"type": "string", "enum": RATE_LIMITS},
+                    "scope": {"type": "string", "enum": ["organization", "project"]},
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    },
     "Authorized": {
         "type": "object",
         "required": ["organization_id", "project_id", "key_id"],
         "properties": {
+            "authorization_id": {"type": "string", "description": "Report it with the call's usage event."},
             "organization_id": {"type": "string", "examples": ["org-…"]},
             "project_id": {"type": "string", "examples": ["proj_…"]},
             "key_id": {"type": "string", "examples": ["key_…"]},
@@ -148,7 +227,13 @@ _SCHEMAS: dict[str, Any] = {
             "occurred_at": {"type": "string", "format": "date-time",
                             "description": "ISO 8601; UTC when no offset is given."},
             "estimated_tokens": {"type": "integer", "minimum": 0,
-                                 "description": "Optional: the X-Estimated-Tokens sent to authorize."},
+                                 "description": "Optional: the X-Estimated-Tokens sent to authorize "
+                                                "(used only when `authorization_id` is absent)."},
+            "authorization_id": {"type": "string", "maxLength": 200,
+                                 "description": "Optional, recommended: the `authorization_id` authorize "
+                                                "returned for this call. Its token windows are then "
+                                                "corrected in the minute it was authorized in, by what "
+                                                "authorize counted, and its concurrency slot is freed."},
         },
     },
     "UsageBatch": {
@@ -197,6 +282,7 @@ def openapi_document(*, server_url: str) -> dict[str, Any]:
                 "post": {**_AUTHORIZE, "operationId": "authorizePost"},
             },
             "/api/v1/gateway/usage": {"post": {**_USAGE, "operationId": "reportUsage"}},
+            "/api/v1/gateway/release": {"post": {**_RELEASE, "operationId": "release"}},
         },
         "components": {
             "securitySchemes": {"gatewayToken": {"type": "apiKey", "in": "header", "name": "X-Gateway-Token"}},

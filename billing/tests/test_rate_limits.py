@@ -153,7 +153,7 @@ def test_a_top_up_or_a_staff_override_applies_to_the_next_call(gateway):
 @override_settings(CONSOLE_RATE_TIERS=tiers(rpm=1))
 def test_an_invalid_authorization_id_is_rejected_and_a_foreign_one_corrects_nothing(gateway):
     model = PriceFactory().model
-    raw, key = make_api_key()
+    _raw, key = make_api_key()
     fund(key.organization, "5")
     other_raw, other_key = make_api_key()
     fund(other_key.organization, "5")

@@ -54,7 +54,7 @@ def test_one_redis_round_trip_per_authorize(gateway, round_trips, settings):
 def _free_cluster_port(used: set[int]) -> int:
     """A port that is free and whose cluster bus port (+10000) is free too."""
     for _ in range(200):
-        port = random.randint(20_000, 30_000)  # noqa: S311 -- picking a port, not a secret
+        port = random.randint(20_000, 30_000)
         if port in used:
             continue
         try:

@@ -195,6 +195,9 @@ def invoice_request(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 @require_GET
 def invoice_download(request: AuthedHttpRequest, org_id: str, number: str) -> HttpResponse:
     invoice = access_invoice(request.user, org_id, number)
+    if invoice.pdf is None:  # rendered after the number is committed: a few seconds at most
+        messages.info(request, f"Invoice {invoice.number} is being prepared. Try again in a moment.")
+        return redirect(reverse("billing:overview", kwargs={"org_id": org_id}) + "#invoices")
     return HttpResponse(
         bytes(invoice.pdf),
         content_type="application/pdf",

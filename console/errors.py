@@ -68,7 +68,7 @@ def form_add_error(form: forms.BaseForm, error: DomainError, *, fields: Mapping[
 
     `fields` maps error codes to form fields, for services that do not know the form's names.
     """
-    by_field: dict[str | None, str] = {**error.field_errors} if error.field_errors else {None: error.message}
-    for name, message in by_field.items():
+    by_field: list[tuple[str | None, str]] = [*error.field_errors.items()] or [(None, error.message)]
+    for name, message in by_field:
         target = (fields or {}).get(error.code, name)
         form.add_error(target if target in form.fields else None, message)

@@ -40,6 +40,8 @@ from typing import Protocol
 import structlog
 from django.conf import settings
 
+from .codes import RateLimit, RateScope
+
 logger = structlog.get_logger(__name__)
 
 WINDOW_SECONDS = 60
@@ -47,12 +49,12 @@ DAY_SECONDS = 86_400
 BUCKET_TTL_SECONDS = 3 * WINDOW_SECONDS  # the previous bucket must outlive the current minute
 DAY_TTL_SECONDS = 2 * DAY_SECONDS
 
-CONCURRENCY = "concurrency"
-REQUESTS_PER_MINUTE = "requests_per_minute"
-TOKENS_PER_MINUTE = "tokens_per_minute"
-TOKENS_PER_DAY = "tokens_per_day"
-ORGANIZATION = "organization"
-PROJECT = "project"
+CONCURRENCY = RateLimit.CONCURRENCY.value
+REQUESTS_PER_MINUTE = RateLimit.REQUESTS_PER_MINUTE.value
+TOKENS_PER_MINUTE = RateLimit.TOKENS_PER_MINUTE.value
+TOKENS_PER_DAY = RateLimit.TOKENS_PER_DAY.value
+ORGANIZATION = RateScope.ORGANIZATION.value
+PROJECT = RateScope.PROJECT.value
 
 # The order in which the windows are checked; the first full one is the one a denial names.
 CHECKS: tuple[tuple[str, str], ...] = (

@@ -32,7 +32,7 @@ from .limiter import (
     authorization_parse,
     get_limiter,
 )
-from .selectors import GatewayKey
+from .selectors.gateway import GatewayKey
 
 CORRECTION_HORIZON_SECONDS = 86_400  # older calls have left every window (the day's included)
 

@@ -55,7 +55,7 @@ def restore(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0003_alerts_invoices"),
+        ("billing", "0004_invoice_pdf_after_commit_ledger_protect"),
         ("projects", "0003_project_rpm_limit"),
     ]
 

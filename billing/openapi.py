@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .codes import RateLimit, RateScope, RejectReason, RequestError, denials_with_status
+from .codes import Denial, RateLimit, RateScope, RejectReason, RequestError, denials_with_status
 from .services.ingest import MAX_EVENTS_PER_BATCH
 
 REJECTION_REASONS = [reason.value for reason in RejectReason]
@@ -103,9 +103,11 @@ _AUTHORIZE = {
             "description": "A rate limit is full: the body's `limit` and `scope` say which.",
             "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/RateLimited"},
-                "examples": {limit: {"value": {"error": {"code": "rate_limited", "limit": limit,
-                                                         "scope": "organization", "message": "…"}}}
-                             for limit in RATE_LIMITS},
+                # "rate_limited" (the code, as every other error lists its codes), then one per limit.
+                "examples": {name: {"value": {"error": {"code": Denial.RATE_LIMITED.value, "limit": limit,
+                                                        "scope": RateScope.ORGANIZATION.value, "message": "…"}}}
+                             for name, limit in [(Denial.RATE_LIMITED.value, RateLimit.REQUESTS_PER_MINUTE.value),
+                                                 *[(f"rate_limited_{limit}", limit) for limit in RATE_LIMITS]]},
             }},
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}, **_RATE_HEADERS},
         },

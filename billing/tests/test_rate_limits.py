@@ -163,3 +163,11 @@ def test_an_invalid_authorization_id_is_rejected_and_a_foreign_one_corrects_noth
     assert answer.json()["rejected"] == [{"index": 0, "id": "i1", "error": "invalid_authorization_id"}]
     assert answer.json()["accepted"] == 1
     assert denial(gateway.authorize(other_raw))["limit"] == "requests_per_minute"
+
+
+@override_settings(REDIS_URL="", CONSOLE_RATE_TIERS=tiers(rpm=2, concurrency=5))
+def test_without_redis_the_in_process_limiter_enforces_them_too(gateway):
+    raw, key = make_api_key()
+    fund(key.organization, "5")
+    assert [gateway.authorize(raw).status_code for _ in range(3)] == [200, 200, 429]
+    assert denial(gateway.authorize(raw))["limit"] == "requests_per_minute"

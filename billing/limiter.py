@@ -103,6 +103,10 @@ class Usage:
     org_tokens_today: int = 0
     project_requests: int = 0
     project_tokens: int = 0
+    # The current minute's buckets of the sliding windows (org requests, org tokens, project
+    # requests, project tokens): what is left once the previous minute has slid out. Retry-After.
+    current: tuple[int, int, int, int] = (0, 0, 0, 0)
+    previous: tuple[int, int, int, int] = (0, 0, 0, 0)  # the previous minute's buckets, in full
 
 
 @dataclass(frozen=True)
@@ -183,9 +187,36 @@ def decide(*, usage: Usage, limits: Limits, tokens: int, now: float, authorizati
     elif limit == TOKENS_PER_DAY:
         retry_after = max(1, math.ceil(DAY_SECONDS - now % DAY_SECONDS))
     else:
-        retry_after = max(1, math.ceil(WINDOW_SECONDS - into_minute))
+        index = _SLIDING.index((limit, scope))
+        add = 1 if limit == REQUESTS_PER_MINUTE else tokens
+        retry_after = sliding_wait(current=usage.current[index], previous=usage.previous[index],
+                                   limit=limits.value(limit, scope), add=add, now=now)
     return Decision(allowed=False, limit=limit, scope=scope, limit_value=limits.value(limit, scope),
                     retry_after=retry_after, **common)  # type: ignore[arg-type]
+
+
+_SLIDING = (
+    (REQUESTS_PER_MINUTE, ORGANIZATION), (TOKENS_PER_MINUTE, ORGANIZATION),
+    (REQUESTS_PER_MINUTE, PROJECT), (TOKENS_PER_MINUTE, PROJECT),
+)
+
+
+def sliding_wait(*, current: int, previous: int, limit: int, add: int, now: float) -> int:
+    """Seconds until `add` more fits a sliding minute window of buckets `current` and `previous`, if
+    nothing else arrives: the previous minute's share shrinks as this minute goes by, then this
+    minute's does during the next one. The window counts floor(bucket x weight)."""
+    elapsed = now % WINDOW_SECONDS
+    left = WINDOW_SECONDS - elapsed
+    if add > limit:  # never fits in one window (an estimate above the TPM): a full window at least
+        return math.ceil(left + WINDOW_SECONDS)
+    if current + add <= limit and previous > 0:
+        # current + floor(previous x (60 - t) / 60) + add <= limit  <=>  previous x (60 - t) / 60 < room + 1
+        fits_after = WINDOW_SECONDS - WINDOW_SECONDS * (limit - add - current + 1) / previous
+        return max(1, math.floor(max(0.0, fits_after - elapsed)) + 1)
+    if current <= 0:
+        return max(1, math.ceil(left))
+    fits_after_next = WINDOW_SECONDS - WINDOW_SECONDS * (limit - add + 1) / current
+    return max(1, math.floor(left + max(0.0, fits_after_next)) + 1)
 
 
 def first_full(*, usage: Usage, limits: Limits, tokens: int) -> tuple[str, str] | None:
@@ -324,13 +355,17 @@ class MemoryRateLimiter:
         def slide(name: str) -> int:
             return self._get(cur[name], now) + math.floor(self._get(prev[name], now) * weight)
 
+        sliding = ("org_requests", "org_tokens", "project_requests", "project_tokens")
+        current = tuple(self._get(cur[name], now) for name in sliding)
+        previous = tuple(self._get(prev[name], now) for name in sliding)
+
         leases = self._leases[organization_id]
         for nonce in [n for n, expires in leases.items() if expires <= now]:
             del leases[nonce]
         return Usage(
             concurrency=len(leases), org_requests=slide("org_requests"), org_tokens=slide("org_tokens"),
             org_tokens_today=self._get(cur["org_day"], now), project_requests=slide("project_requests"),
-            project_tokens=slide("project_tokens"),
+            project_tokens=slide("project_tokens"), current=current, previous=previous,  # type: ignore[arg-type]
         )
 
     def consume(self, *, organization_id: str, project_id: str, limits: Limits, tokens: int) -> Decision:

@@ -42,23 +42,32 @@ _ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterEr
 _READ_LUA = """
 local now = tonumber(ARGV[1])
 local weight = tonumber(ARGV[2]) / 1000000
+local buckets = {}  -- current and previous bucket of each sliding window, for Retry-After
 local function slide(cur, prev)
-  local v = tonumber(redis.call('GET', cur) or '0') + math.floor(tonumber(redis.call('GET', prev) or '0') * weight)
+  local c = tonumber(redis.call('GET', cur) or '0')
+  local p = tonumber(redis.call('GET', prev) or '0')
+  local v = c + math.floor(p * weight)
+  buckets[#buckets + 1] = math.max(c, 0)
+  buckets[#buckets + 1] = math.max(p, 0)
   if v < 0 then return 0 end
   return v
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local day = tonumber(redis.call('GET', KEYS[6]) or '0')
 if day < 0 then day = 0 end
-local used = {redis.call('ZCARD', KEYS[1]), slide(KEYS[2], KEYS[3]), slide(KEYS[4], KEYS[5]), day,
-              slide(KEYS[7], KEYS[8]), slide(KEYS[9], KEYS[10])}
+local org_requests = slide(KEYS[2], KEYS[3])
+local org_tokens = slide(KEYS[4], KEYS[5])
+local project_requests = slide(KEYS[7], KEYS[8])
+local project_tokens = slide(KEYS[9], KEYS[10])
+local used = {redis.call('ZCARD', KEYS[1]), org_requests, org_tokens, day, project_requests, project_tokens}
 """
 
 # KEYS: leases, org requests cur/prev, org tokens cur/prev, org day, project requests cur/prev,
 #       project tokens cur/prev.
 # ARGV: now (ms), weight of the previous minute (per million), tokens, lease (ms), nonce,
 #       then the limits in CHECKS order (-1: none), then the minute and day bucket TTLs.
-# Returns {index of the first full window in CHECKS order (0 = allowed), the six used values}.
+# Returns {index of the first full window in CHECKS order (0 = allowed), the six used values, the
+# current and previous buckets of the four sliding windows}.
 _CONSUME_LUA = _READ_LUA + """
 local tokens = tonumber(ARGV[3])
 local adds = {1, 1, tokens, tokens, 1, tokens}
@@ -75,7 +84,7 @@ if full == 0 then
     redis.call('EXPIRE', KEYS[pair[1]], pair[1] == 6 and ARGV[13] or ARGV[12])
   end
 end
-return {full, used[1], used[2], used[3], used[4], used[5], used[6]}
+return {full, used[1], used[2], used[3], used[4], used[5], used[6], unpack(buckets)}
 """
 
 # Same KEYS and first two ARGV as consume; consumes nothing.
@@ -114,7 +123,12 @@ def _limit_args(limits: Limits) -> list[int]:
 
 
 def _usage(values: list[Any]) -> Usage:
-    return Usage(*(int(v) for v in values))
+    numbers = [int(v) for v in values]
+    concurrency, org_requests, org_tokens, org_tokens_today, project_requests, project_tokens = numbers[:6]
+    buckets = numbers[6:14] if len(numbers) == 14 else [0] * 8
+    return Usage(concurrency, org_requests, org_tokens, org_tokens_today, project_requests, project_tokens,
+                 current=(buckets[0], buckets[2], buckets[4], buckets[6]),
+                 previous=(buckets[1], buckets[3], buckets[5], buckets[7]))
 
 
 class RedisRateLimiter:

@@ -109,7 +109,10 @@ _AUTHORIZE = {
                              for name, limit in [(Denial.RATE_LIMITED.value, RateLimit.REQUESTS_PER_MINUTE.value),
                                                  *[(f"rate_limited_{limit}", limit) for limit in RATE_LIMITS]]},
             }},
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}, **_RATE_HEADERS},
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": (
+                "Seconds until this call would fit if nothing else arrived: the sliding minute's "
+                "share for RPM/TPM (up to two minutes), 00:00 UTC for TPD, 1 for concurrency.")},
+                **_RATE_HEADERS},
         },
         "503": _error(
             [RequestError.SERVICE_UNAVAILABLE], "The console's database cannot be reached: nothing is authorized."

@@ -199,7 +199,7 @@ def test_project_tpm_full_gets_429_with_retry_after(gateway, funded):
         assert gateway.authorize(raw, estimate=1000).status_code == 200
     response = gateway.authorize(raw, estimate=1000)
     assert error_of(response) == (429, "rate_limited")
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert 1 <= int(response["Retry-After"]) <= 120  # the minute slides out during the next one
     assert response["X-RateLimit-Remaining-Tokens"] == "0"
     assert "project" in response.json()["error"]["message"]
     assert (response.json()["error"]["limit"], response.json()["error"]["scope"]) == ("tokens_per_minute", "project")

@@ -191,3 +191,26 @@ def test_without_redis_url_the_in_process_limiter_is_used(settings):
     settings.REDIS_URL = ""
     assert isinstance(get_limiter(), MemoryRateLimiter)
     assert get_limiter() is get_limiter()
+
+
+@pytest.mark.parametrize(("field", "name"), [("org_rpm", "requests_per_minute"), ("project_tpm", "tokens_per_minute")])
+def test_retry_after_says_when_the_sliding_window_has_room_again(limiter, clock, field, name):
+    org, project = ids()
+    tokens = 1000 if name == "tokens_per_minute" else 0
+    value = 3000 if tokens else 3
+    for _ in range(3):
+        assert consume(limiter, org, project, tokens, **{field: value}).allowed  # 10 s into the minute
+    denied = consume(limiter, org, project, tokens, **{field: value})
+    # The minute's 3 calls slide out during the next one: RPM counts floor(3 x weight), which is 2
+    # right after the minute; 3000 tokens x weight leave room for 1000 once 20 s into it.
+    assert denied.retry_after == (50 + 20 if tokens else 51)
+    clock["now"] += denied.retry_after - 1
+    assert consume(limiter, org, project, tokens, **{field: value}).limit == name
+    clock["now"] += 1
+    assert consume(limiter, org, project, tokens, **{field: value}).allowed
+    assert not consume(limiter, org, project, tokens, **{field: value}).allowed  # 2 + 1 again
+    later = consume(limiter, org, project, tokens, **{field: value})
+    # Now the previous minute's share must shrink: 2 of its 3 still count (40/60), 1 in this minute.
+    assert later.retry_after >= 1
+    clock["now"] += later.retry_after
+    assert consume(limiter, org, project, tokens, **{field: value}).allowed

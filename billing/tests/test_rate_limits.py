@@ -59,7 +59,7 @@ def test_each_limit_denies_at_exactly_its_value_with_openai_headers(gateway, tie
     assert [a.status_code for a in answers] == [200] * passes + [429, 429]
     error = denial(answers[-1])
     assert (error["code"], error["limit"], error["scope"]) == ("rate_limited", limit, scope)
-    assert 1 <= int(answers[-1]["Retry-After"]) <= (86_400 if limit == "tokens_per_day" else 60)
+    assert 1 <= int(answers[-1]["Retry-After"]) <= (86_400 if limit == "tokens_per_day" else 120)
     for answer in (answers[0], answers[-1]):
         assert set(RATE_HEADERS) <= set(answer.headers)
     assert answers[-1]["X-RateLimit-Reset-Tokens"].endswith("s")

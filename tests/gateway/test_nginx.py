@@ -243,7 +243,7 @@ def test_a_tpm_burst_gets_429_with_retry_after(nginx, funded_key):
     assert statuses == [200, 200, 200]
     assert burst.status == 429
     assert burst.body["error"]["code"] == "rate_limited"
-    assert 1 <= int(burst.headers["retry-after"]) <= 60
+    assert 1 <= int(burst.headers["retry-after"]) <= 120
     # Another project of the organization still has room.
     other_raw, _ = make_api_key(project=ProjectFactory(organization=key.organization))
     assert call(nginx, other_raw, estimate=1000).status == 200
@@ -277,7 +277,7 @@ def test_more_than_tier0_concurrency_and_rpm_get_429_with_the_right_limit(nginx)
     for name in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens", "remaining-tokens",
                  "reset-tokens"):
         assert fourth.headers[f"x-ratelimit-{name}"], name
-    assert 1 <= int(fourth.headers["retry-after"]) <= 60
+    assert 1 <= int(fourth.headers["retry-after"]) <= 120
 
 
 def _after_release(port: int, raw: str) -> Answer:

@@ -26,8 +26,8 @@ from django.utils import timezone
 from console.models import User
 from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
+from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.services import audit_record
 
 from .models import (
     Invoice,

@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from console.models import User
 from console.services import absolute_url, email_enqueue
+from orgs.audit import audit_record
 from orgs.models import Membership, Organization, Role
-from orgs.services import audit_record
 from projects.models import Project, ProjectMembership, ProjectRole
 
 from .models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod

@@ -27,9 +27,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from console.models import User
+from orgs.audit import audit_record
 from orgs.limits import rate_limits_for
 from orgs.models import Organization
-from orgs.services import audit_record
 from projects.keys import api_key_touch
 from projects.models import APIKey
 

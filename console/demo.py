@@ -97,7 +97,7 @@ def _demo_project(*, user: User, organization: Organization) -> Project:
 def _demo_key(*, user: User, project: Project, new_key: bool) -> str | None:
     working = list(
         APIKey.objects.filter(project=project, created_by=user, name=DEMO_KEY_NAME)
-        .unrevoked_unexpired()
+        .active()
         .select_related("project__organization")
     )
     if working and not new_key:

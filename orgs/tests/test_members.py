@@ -9,7 +9,7 @@ from allauth.mfa.models import Authenticator
 from django.db import connection
 from django.urls import reverse
 
-from orgs.exceptions import OrgError
+from console.errors import DomainError
 from orgs.models import AuditEvent, Membership, Role
 from orgs.services import membership_remove, membership_role_change
 from orgs.tests.factories import MembershipFactory
@@ -141,7 +141,7 @@ def test_admin_may_step_down_when_another_admin_remains(org, org_admin):
     membership_role_change(membership=own, actor=org_admin, role=Role.MEMBER)
     own.refresh_from_db()
     assert own.role == Role.MEMBER
-    with pytest.raises(OrgError) as error:  # now a member: may not promote themselves back
+    with pytest.raises(DomainError) as error:  # now a member: may not promote themselves back
         membership_role_change(membership=own, actor=org_admin, role=Role.ADMIN)
     assert error.value.code == "not_admin"
     assert Membership.objects.get(pk=other_admin.pk).role == Role.ADMIN
@@ -227,7 +227,7 @@ def test_member_leaves_on_their_own(client_as, reauthenticate, org):
 
 def test_member_cannot_remove_someone_else_through_the_service(org, org_member):
     target = _member(org)
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         membership_remove(membership=target, actor=org_member)
     assert error.value.code == "not_admin"
 
@@ -243,7 +243,7 @@ def test_two_admins_demoting_each_other_at_once_keep_one_admin(org):
         try:
             barrier.wait()
             membership_role_change(membership=target, actor=actor, role=Role.MEMBER)
-        except OrgError as error:
+        except DomainError as error:
             errors.append(error.code)
         finally:
             connection.close()

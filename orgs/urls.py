@@ -1,3 +1,5 @@
+"""Organization-scoped pages under /o/<org id>/, and the invitation links under /invite/."""
+
 from __future__ import annotations
 
 from django.urls import path

@@ -1,3 +1,5 @@
+"""The projects app; it registers its handlers for orgs' extension points (orgs/hooks.py)."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from console.errors import DomainError
+from console.errors import DomainError, Forbidden
 from console.models import User
 
 from ..audit import audit_record, snapshot
@@ -76,6 +76,8 @@ def organization_update(*, organization: Organization, actor: User, data: dict[s
 @transaction.atomic
 def organization_limits_update(*, organization: Organization, actor: User, data: dict[str, Any]) -> Organization:
     """Staff set the per-organization overrides agreed through Contact Sales (None/"" = the tier's limit)."""
+    if not staff_may(actor, "orgs.change_organization"):
+        raise Forbidden("Only platform staff change an organization's limits.", code="not_staff")
     tier_names = {str(row["name"]) for row in settings.CONSOLE_RATE_TIERS}
     if data.get("rate_tier_override") and data["rate_tier_override"] not in tier_names:
         raise DomainError(

@@ -115,8 +115,9 @@ def api_key_revoke(*, key: APIKey, actor: User) -> APIKey:
     return APIKey.objects.select_related("project", "created_by", "revoked_by").get(pk=key.pk)
 
 
-def api_key_expire(*, key: APIKey, actor: User, at: datetime) -> APIKey:
-    """Bring a key's expiry forward to `at` (never later than it already was). Call inside a transaction."""
+def _api_key_expire(*, key: APIKey, actor: User, at: datetime) -> APIKey:
+    """Bring a key's expiry forward to `at` (never later than it already was): a rolled key's end.
+    Called by api_key_roll, inside its transaction, after it re-checked the actor."""
     if key.expires_at is not None and key.expires_at <= at:
         return key
     before = snapshot(key, ("expires_at",))
@@ -155,5 +156,5 @@ def api_key_roll(
     created = _issue_key(project=project, owner=actor, name=old.name, expires_at=expires_at)
     old.replaced_by = created.key
     old.save(update_fields=["replaced_by"])
-    api_key_expire(key=old, actor=actor, at=timezone.now() + overlap)
+    _api_key_expire(key=old, actor=actor, at=timezone.now() + overlap)
     return created

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import AlertState, BalanceAlert, LedgerKind
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from orgs.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_the_page_shows_the_default_threshold_and_who_gets_the_email(client_as, 
     assert 'value="5.00"' in page
     assert org.registered_email in page
     assert "Save alert settings" in page
-    assert 'aria-current="page"><span class="icon">!</span>Balance alerts' in page
+    assert 'aria-current="page"><span class="icon" aria-hidden="true">!</span>Balance alerts' in page
 
 
 def test_saving_settings_is_audited_and_htmx_gets_the_panel(client_as, org):
@@ -97,7 +97,7 @@ def test_at_zero_the_banner_says_calls_are_denied(client_as, org):
 
 
 def test_the_banner_costs_one_query(client_as, org, django_assert_num_queries):
-    from billing.selectors import balance_banner
+    from billing.selectors.pages import balance_banner
 
     topup(org, "1", "p1")
     with django_assert_num_queries(1):

@@ -20,8 +20,9 @@ def staff_client(client):  # type: ignore[no-untyped-def]
 
 
 def test_staff_cannot_delete_an_organization(staff_client, org):
-    assert staff_client.get(reverse("admin:orgs_organization_delete", args=[org.pk])).status_code == 403
-    assert staff_client.post(reverse("admin:orgs_organization_delete", args=[org.pk]), {"post": "yes"}).status_code == 403
+    url = reverse("admin:orgs_organization_delete", args=[org.pk])
+    assert staff_client.get(url).status_code == 403
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
     changelist = staff_client.get(reverse("admin:orgs_organization_changelist")).content.decode()
     assert "delete_selected" not in changelist  # no bulk delete action either
     assert Organization.objects.filter(pk=org.pk).exists()

@@ -108,11 +108,19 @@ class Project(models.Model):
             return []
 
 
+class ProjectMembershipQuerySet(models.QuerySet["ProjectMembership"]):
+    def admins(self) -> ProjectMembershipQuerySet:
+        """Project Administrators (the rule on rows; `ProjectMembership.is_admin` on one)."""
+        return self.filter(role__gte=ProjectRole.ADMIN)
+
+
 class ProjectMembership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
     role = models.PositiveSmallIntegerField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -106,22 +106,23 @@ def may_revoke_any_key(user: User) -> bool:
 
 
 # The roles table's rules for one key, given the viewer's effective project role (`ProjectAccess.role`,
-# or the role a service re-checked with `require_project_role`). Views, selectors and services ask these.
+# or the role a service re-checked with `require_project_role`) and the key's owner (`created_by_id`;
+# plain values, so the usage breakdown can ask them of rows). Views, selectors and services ask these.
 
 
-def may_see_key(*, role: int, key: APIKey, user: User) -> bool:
+def may_see_key(*, role: int, owner_id: int, user_id: int) -> bool:
     """Project admins (and org admins) see every key of the project in full; a member only their own."""
-    return role >= ProjectRole.ADMIN or key.created_by_id == user.pk
+    return role >= ProjectRole.ADMIN or owner_id == user_id
 
 
-def may_revoke_key(*, role: int, key: APIKey, user: User) -> bool:
+def may_revoke_key(*, role: int, owner_id: int, user_id: int) -> bool:
     """Whoever sees a key in full may revoke it: project admins any key, members their own."""
-    return may_see_key(role=role, key=key, user=user)
+    return may_see_key(role=role, owner_id=owner_id, user_id=user_id)
 
 
-def may_roll_key(*, key: APIKey, user: User) -> bool:
+def may_roll_key(*, owner_id: int, user_id: int) -> bool:
     """Rolling replaces one's own key (its state: `APIKey.is_rollable`)."""
-    return key.created_by_id == user.pk
+    return owner_id == user_id
 
 
 def require_project_role(*, actor: User, project: Project, min_role: int) -> int:

@@ -177,9 +177,10 @@ def _keys_context(
     rows = [
         KeyRow(
             key=key,
-            visible=may_see_key(role=access.role, key=key, user=request.user),
-            revocable=key.revoked_at is None and may_revoke_key(role=access.role, key=key, user=request.user),
-            rollable=key.is_rollable and may_roll_key(key=key, user=request.user),
+            visible=may_see_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk),
+            revocable=key.revoked_at is None
+            and may_revoke_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk),
+            rollable=key.is_rollable and may_roll_key(owner_id=key.created_by_id, user_id=request.user.pk),
         )
         for key in page.object_list
     ]
@@ -255,7 +256,7 @@ def _action_response(
 def key_revoke(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id)
     key = access_api_key(access, key_id)
-    if not may_revoke_key(role=access.role, key=key, user=request.user):
+    if not may_revoke_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk):
         raise PermissionDenied("You can only revoke your own keys.")
     if request.method == "POST":
         key = api_key_revoke(key=key, actor=request.user)
@@ -273,7 +274,7 @@ def key_revoke(request: AuthedHttpRequest, org_id: str, project_id: str, key_id:
 def key_roll(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id)
     key = access_api_key(access, key_id)
-    if not may_roll_key(key=key, user=request.user):
+    if not may_roll_key(owner_id=key.created_by_id, user_id=request.user.pk):
         raise PermissionDenied("You can only roll your own keys.")
     form = APIKeyRollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

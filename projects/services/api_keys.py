@@ -109,7 +109,7 @@ def api_key_revoke(*, key: APIKey, actor: User) -> APIKey:
     may. Revoking twice changes nothing."""
     if not may_revoke_any_key(actor):
         role = require_project_role(actor=actor, project=key.project, min_role=ProjectRole.MEMBER)
-        if not may_revoke_key(role=role, key=key, user=actor):
+        if not may_revoke_key(role=role, owner_id=key.created_by_id, user_id=actor.pk):
             raise Forbidden("You can only revoke your own keys.")
     revoke_keys(keys=APIKey.objects.filter(pk=key.pk), actor=actor, reason=RevocationReason.MANUAL)
     return APIKey.objects.select_related("project", "created_by", "revoked_by").get(pk=key.pk)
@@ -149,7 +149,7 @@ def api_key_roll(
     refuse_if_archived(project)
     old = APIKey.objects.select_for_update().get(pk=key.pk)
     old.project = project
-    if not may_roll_key(key=old, user=actor):
+    if not may_roll_key(owner_id=old.created_by_id, user_id=actor.pk):
         raise Forbidden("You can only roll your own keys.")
     if not old.is_rollable:
         raise DomainError("Only an active key that has not been rolled yet can be rolled.", code="not_rollable")

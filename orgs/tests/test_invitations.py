@@ -722,3 +722,22 @@ def test_a_stale_pending_invitation_does_not_hijack_a_normal_login(client, invit
     UserFactory(email="ana@example.com")
     response = client.post(reverse("account_login"), {"login": "ana@example.com", "password": TEST_PASSWORD})
     assert response["Location"] == reverse("home")
+
+
+def test_the_invitation_email_goes_through_the_outbox_and_keeps_no_usable_link(
+    invite, ready_org, django_capture_on_commit_callbacks
+):
+    from console.models import OutboxEmail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = invite("ana@example.com")
+    [message] = mail.outbox
+    assert message.subject == f"[Console] You are invited to join {ready_org.name}"
+    email = OutboxEmail.objects.get(template="invitation")
+    assert (email.status, email.to, email.organization_ref) == ("sent", ["ana@example.com"], ready_org.public_id)
+    assert email.context["link"] == ""  # blanked once sent: the outbox keeps no working token
+    assert issued.token not in str(email.context)
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation_resend(invitation=issued.invitation, actor=issued.invitation.invited_by)
+    assert OutboxEmail.objects.filter(template="invitation").count() == 2  # a resend is its own email
+    assert len(mail.outbox) == 2

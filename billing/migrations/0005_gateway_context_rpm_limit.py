@@ -56,7 +56,7 @@ def restore(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0004_invoice_pdf_after_commit_ledger_protect"),
-        ("projects", "0003_project_rpm_limit"),
+        ("projects", "0004_project_rpm_limit"),
     ]
 
     operations = [migrations.RunPython(create, restore)]

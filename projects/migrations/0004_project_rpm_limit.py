@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0002_apikey_role_changed_reason_and_verbose_name'),
+        ('projects', '0003_apikey_no_rolled_reason'),
     ]
 
     operations = [

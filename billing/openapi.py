@@ -87,8 +87,10 @@ _AUTHORIZE = {
          "description": "`Bearer <customer API key>`"},
         {"name": "X-Estimated-Tokens", "in": "header", "required": False,
          "schema": {"type": "integer", "minimum": 0},
-         "description": "Tokens this call is expected to use, counted against TPM (default: a setting). "
-                        "Report it again as the usage event's `estimated_tokens` so the window is corrected."},
+         "description": "Tokens this call is expected to use, counted against TPM and TPD (default: a "
+                        "setting; never less than `CONSOLE_MIN_ESTIMATED_TOKENS`). Report the call's "
+                        "usage with the returned `authorization_id` so the windows are corrected to "
+                        "the actual tokens."},
     ],
     "responses": {
         "200": {

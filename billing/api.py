@@ -91,6 +91,18 @@ def _checked(view: View, methods: tuple[str, ...], request: HttpRequest) -> Http
                       headers={"Retry-After": "1"})
 
 
+def ascii_whole_number(text: str, *, maximum: int) -> int | None:
+    """`text` as a whole number from 0 to `maximum` written in ASCII digits 0-9, else None.
+
+    Not `str.isdigit()` or `int()` alone: they also take superscripts (`²`, on which `int()`
+    raises), other scripts' digits (`٣`, fullwidth ones), signs, underscores and surrounding spaces.
+    """
+    if not text or len(text) > len(str(maximum)) + 3 or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def _bearer(header: str | None) -> str:
     if not header:
         return ""
@@ -100,14 +112,16 @@ def _bearer(header: str | None) -> str:
 
 @gateway_endpoint("GET", "POST")
 def authorize(request: HttpRequest) -> HttpResponse:
-    estimate_header = request.META.get("HTTP_X_ESTIMATED_TOKENS", "").strip()
-    if estimate_header:
-        if not estimate_header.isdigit() or int(estimate_header) > MAX_ESTIMATED_TOKENS:
-            return _error(400, "invalid_estimated_tokens",
-                          f"X-Estimated-Tokens must be a whole number from 0 to {MAX_ESTIMATED_TOKENS}.")
-        estimated = int(estimate_header)
-    else:
+    estimate_header = request.META.get("HTTP_X_ESTIMATED_TOKENS")
+    if estimate_header is None:
         estimated = settings.CONSOLE_DEFAULT_ESTIMATED_TOKENS
+    else:
+        parsed = ascii_whole_number(estimate_header.strip(" \t"), maximum=MAX_ESTIMATED_TOKENS)
+        if parsed is None:
+            return _error(400, "invalid_estimated_tokens",
+                          f"X-Estimated-Tokens must be a whole number from 0 to {MAX_ESTIMATED_TOKENS} "
+                          "in ASCII digits.")
+        estimated = parsed
     decision = gateway_authorize(raw_key=_bearer(request.META.get("HTTP_AUTHORIZATION")), estimated_tokens=estimated)
     headers: dict[str, str] = {}
     if decision.tpm is not None:
@@ -131,10 +145,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     """The body, or None when it is larger than `limit` (checked before reading it all)."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
+    declared = ascii_whole_number(request.META.get("CONTENT_LENGTH") or "0", maximum=2**63) or 0
     if declared > limit:
         return None
     body = request.read(limit + 1)
@@ -151,6 +162,8 @@ def usage(request: HttpRequest) -> HttpResponse:
         payload: Any = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return _error(400, "invalid_json", "The body is not valid JSON.")
+    except RecursionError:  # nested deeper than the interpreter's recursion limit
+        return _error(400, "invalid_json", "The body is nested too deeply.")
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
         return _error(400, "invalid_body", 'The body must be a JSON object with an "events" array.')

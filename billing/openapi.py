@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .services import MAX_EVENTS_PER_BATCH
+from .services import MAX_EVENTS_PER_BATCH, MAX_TOKENS_PER_EVENT
 
 REJECTION_REASONS = [
     "invalid_event",
@@ -64,8 +64,9 @@ _AUTHORIZE = {
         {"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"},
          "description": "`Bearer <customer API key>`"},
         {"name": "X-Estimated-Tokens", "in": "header", "required": False,
-         "schema": {"type": "integer", "minimum": 0},
-         "description": "Tokens this call is expected to use, counted against TPM (default: a setting). "
+         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
+         "description": "Tokens this call is expected to use, in ASCII digits, counted against TPM "
+                        "(default: a setting). "
                         "Report it again as the usage event's `estimated_tokens` so the window is corrected."},
     ],
     "responses": {
@@ -73,6 +74,13 @@ _AUTHORIZE = {
             "description": "Allowed.",
             "headers": {**_ID_HEADERS, **_RATE_HEADERS},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorized"}}},
+            "links": {
+                "ReportUsage": {
+                    "operationId": "reportUsage",
+                    "description": "After the call, report what it consumed with the key id authorize returned.",
+                    "requestBody": {"events": [{"key_id": "$response.body#/key_id"}]},
+                }
+            },
         },
         "400": _error(["invalid_estimated_tokens"], "X-Estimated-Tokens is not a whole number."),
         "401": _error(["invalid_api_key", "invalid_gateway_token"], "Bad API key or gateway token."),
@@ -143,11 +151,11 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "Unique per call."},
             "key_id": {"type": "string", "description": "The key id that authorize returned."},
             "model": {"type": "string", "description": "A model with a price."},
-            "input_tokens": {"type": "integer", "minimum": 0},
-            "output_tokens": {"type": "integer", "minimum": 0},
+            "input_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
+            "output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
             "occurred_at": {"type": "string", "format": "date-time",
                             "description": "ISO 8601; UTC when no offset is given."},
-            "estimated_tokens": {"type": "integer", "minimum": 0,
+            "estimated_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT,
                                  "description": "Optional: the X-Estimated-Tokens sent to authorize."},
         },
     },

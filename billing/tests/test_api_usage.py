@@ -203,8 +203,12 @@ def test_an_empty_batch_is_fine(gateway):
         (b'{"event": []}', 400, "invalid_body"),
         (b'{"events": {"id": "x"}}', 400, "invalid_body"),
         (json.dumps({"events": [{}] * 1001}).encode(), 400, "too_many_events"),
+        (b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", 400, "invalid_json"),
+        (b'{"events": [{"id": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}]}", 400, "invalid_json"),
+        (b'{"events": [{"input_tokens": ' + b"9" * 5000 + b"}]}", 400, "invalid_json"),
     ],
-    ids=["broken-json", "not-utf8", "a-list", "no-events", "events-not-a-list", "1001-events"],
+    ids=["broken-json", "not-utf8", "a-list", "no-events", "events-not-a-list", "1001-events",
+         "nested-arrays", "nested-objects", "5000-digit-number"],
 )
 def test_malformed_bodies_get_a_json_error_and_change_nothing(gateway, key, body, status, code):
     response = gateway.usage(body=body)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from console.services import absolute_url, email_enqueue
 from orgs.models import Organization
 from orgs.services import audit_record
 
-from .models import (
+from ..models import (
     Invoice,
     InvoiceCounter,
     InvoiceKind,
@@ -40,23 +40,12 @@ from .models import (
     LedgerKind,
     UsageRollup,
 )
-from .money import ZERO, format_money, quantize_cent
+from ..money import ZERO, format_money, quantize_cent
 
 logger = structlog.get_logger(__name__)
 
 BILLING_FIELDS = ("billing_name", "billing_address", "billing_country", "billing_tax_number", "billing_email")
 _FIELD_LIMITS = {"billing_name": 200, "billing_address": 500, "billing_country": 100, "billing_tax_number": 50}
-
-
-def billing_details_initial(*, organization: Organization) -> dict[str, str]:
-    """The organization's information, as an invoice request form's starting point."""
-    return {
-        "billing_name": organization.name,
-        "billing_address": organization.legal_address,
-        "billing_country": str(organization.country.name) if organization.country else "",
-        "billing_tax_number": organization.tax_number,
-        "billing_email": organization.registered_email,
-    }
 
 
 def _month_bounds(month: date) -> tuple[datetime, datetime]:
@@ -183,12 +172,13 @@ def _next_number(year: int) -> int:
     return counter.last
 
 
-def _pdf_context(invoice: Invoice, request: InvoiceRequest, lines: list[_Line]) -> dict[str, Any]:
+def _pdf_context(invoice: Invoice) -> dict[str, Any]:
+    request = invoice.request
     return {
         "invoice": invoice,
         "request": request,
-        "organization": request.organization,
-        "lines": lines,
+        "organization": invoice.organization,
+        "lines": list(invoice.lines.order_by("position")),
         "total": format_money(invoice.total, currency=invoice.currency),
         "issuer_lines": settings.CONSOLE_INVOICE_ISSUER.replace("\\n", "\n").splitlines(),
         "currency": invoice.currency,
@@ -196,9 +186,12 @@ def _pdf_context(invoice: Invoice, request: InvoiceRequest, lines: list[_Line]) 
 
 
 def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
-    """Issue the requested invoice: number, lines, total, PDF; the registered email is told.
+    """Issue the requested invoice: number, lines and total in one transaction; the PDF is rendered
+    after commit by a retried task (`invoice_pdf_render`), which then tells the registered email.
 
-    Refused (ValidationError) when the request is not pending or has nothing to invoice.
+    The year's counter stays locked only for the inserts, never while a PDF renders, so concurrent
+    issues do not queue behind each other's rendering. Refused (ValidationError) when the request
+    is not pending or has nothing to invoice.
     """
     with transaction.atomic():
         request = (
@@ -218,13 +211,11 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
         now = timezone.now()
         year = now.astimezone(UTC).year
         sequence = _next_number(year)
-        invoice = Invoice(
+        invoice = Invoice.objects.create(
             request=request, organization=request.organization, number=f"INV-{year}-{sequence:06d}",
             year=year, sequence=sequence, issued_at=now, issued_by=actor, currency=settings.CONSOLE_CURRENCY,
-            total=quantize_cent(total),
+            total=quantize_cent(total), pdf=None,
         )
-        invoice.pdf = render_pdf("pdf/invoice.html", _pdf_context(invoice, request, lines))
-        invoice.save()
         InvoiceLine.objects.bulk_create(
             InvoiceLine(invoice=invoice, position=i, description=line.description[:300], quantity=line.quantity[:100],
                         amount=line.amount)
@@ -239,6 +230,33 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
             actor=actor, organization=organization, action="invoice.issue", target=invoice,
             after={"number": invoice.number, "total": str(invoice.total), "request": request.pk},
         )
+        _schedule_pdf_render(invoice_id=invoice.pk)
+    logger.info("invoice_issued", number=invoice.number, organization=organization.public_id)
+    return invoice
+
+
+def _schedule_pdf_render(*, invoice_id: int) -> None:
+    from ..tasks import invoice_pdf_render_task  # the task module imports this one
+
+    # robust: a broker that is down must not undo the issued number; beat re-queues missing PDFs.
+    transaction.on_commit(lambda: invoice_pdf_render_task.delay(invoice_id), robust=True)
+
+
+def invoice_pdf_render(*, invoice_id: int) -> bool:
+    """Render an issued invoice's PDF (outside any lock), store it, then email the registered
+    address that it is ready. Idempotent: an invoice that has its PDF is left alone. Returns
+    whether this call stored the PDF."""
+    invoice = (
+        Invoice.objects.select_related("request", "organization").filter(pk=invoice_id, pdf__isnull=True).first()
+    )
+    if invoice is None:
+        return False
+    pdf = render_pdf("pdf/invoice.html", _pdf_context(invoice))  # slow: no transaction is open here
+    with transaction.atomic():
+        # Only the first renderer stores it (a retried or duplicate task finds it done).
+        if not Invoice.objects.filter(pk=invoice_id, pdf__isnull=True).update(pdf=pdf):
+            return False
+        organization = invoice.organization
         email_enqueue(
             to=[organization.registered_email],
             template="invoice_ready",
@@ -246,15 +264,22 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
                 "org_name": organization.name,
                 "org_id": organization.public_id,
                 "number": invoice.number,
-                "subject": request.subject,
+                "subject": invoice.request.subject,
                 "total": format_money(invoice.total, currency=invoice.currency),
                 "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
             },
             unique_key=f"invoice_ready:{invoice.number}",
             organization_ref=organization.public_id,
         )
-    logger.info("invoice_issued", number=invoice.number, organization=organization.public_id)
-    return invoice
+    logger.info("invoice_pdf_rendered", number=invoice.number)
+    return True
+
+
+def invoice_pdfs_render_missing(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """The beat job: render every invoice whose PDF task was lost (broker down, worker killed)."""
+    cutoff = timezone.now() - older_than
+    ids = Invoice.objects.filter(pdf__isnull=True, issued_at__lt=cutoff).order_by("id").values_list("id", flat=True)
+    return sum(invoice_pdf_render(invoice_id=invoice_id) for invoice_id in ids)
 
 
 @transaction.atomic

@@ -28,6 +28,7 @@ from billing.models import LedgerEntry, LedgerKind, UsageEvent
 from billing.tests.factories import PriceFactory, fund, make_api_key
 from console.handlers import ConsoleApplication
 from projects.models import Project
+from tests.gateway.figures import FIGURES
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -41,16 +42,9 @@ FUZZ = hypothesis.settings(
     database=None,
 )
 
-examples_run = {"stateless": 0, "stateful": 0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_examples(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The figures for the hardening note: printed at the end of the module, also without -s."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"schemathesis requests sent (stateless, stateful steps): {examples_run}")
+examples_run = FIGURES.setdefault(
+    "schemathesis requests (stateless examples, stateful steps)", {"stateless": 0, "stateful": 0}
+)
 
 
 @pytest.fixture(autouse=True)

@@ -202,3 +202,32 @@ class CuttableProxy:
         self.closing = True
         self.cut()
         self.listener.close()
+
+
+# --- nginx (Debian's package) with one of deploy/nginx/'s templates ---------------------------------
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def nginx_config(directory: Path, site: str) -> Path:
+    """A complete nginx.conf around `site` (a rendered template), everything under `directory`."""
+    temp_paths = "\n".join(
+        f"  {name}_temp_path {directory / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (directory / "site.conf").write_text(site)
+    config = directory / "nginx.conf"
+    config.write_text(
+        f"""{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {directory / "nginx.pid"};
+error_log {directory / "error.log"} warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+{temp_paths}
+  include {directory / "site.conf"};
+}}
+"""
+    )
+    return config

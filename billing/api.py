@@ -138,10 +138,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
         if decision.tpm.retry_after:
             headers["Retry-After"] = str(decision.tpm.retry_after)
     if not decision.allowed:
-        assert decision.code is not None  # noqa: S101 -- a denial always carries its code
+        assert decision.code is not None  # noqa: S101 -- a denial always carries its code  # nosec B101
         return _error(decision.code, decision.message, headers=headers)
     key = decision.key
-    assert key is not None  # noqa: S101 -- an allowed decision always carries its key
+    assert key is not None  # noqa: S101 -- an allowed decision always carries its key  # nosec B101
     ids = {
         "organization_id": key.organization_public_id,
         "project_id": key.project_public_id,

@@ -45,7 +45,7 @@ def request_errors_with_status(status: int) -> list[str]:
 class RequestError(StrEnum):
     """Errors of the request itself, on any gateway endpoint (not a decision about a key)."""
 
-    INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret
+    INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret  # nosec B105
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_ESTIMATED_TOKENS = "invalid_estimated_tokens"
     INVALID_JSON = "invalid_json"

@@ -207,7 +207,7 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
     ]
     if connection.vendor == "postgresql":
         sql = (
-            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers
+            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers  # nosec B608
             "%s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], "
             "%s::bigint[], %s::bigint[], %s::numeric[], %s::timestamptz[]) "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -217,7 +217,7 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
         ops = connection.ops
         row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
         sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "  # noqa: S608 -- fixed identifiers
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "  # noqa: S608 -- fixed identifiers  # nosec B608
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
         params = []
@@ -334,7 +334,7 @@ def _spend_add(spend: dict[tuple[int, str, date], Decimal], *, now: datetime) ->
             ops.adapt_datetimefield_value(now),
         ]
     sql = (
-        f"INSERT INTO {table} (project_id, period, period_start, spent, updated_at) VALUES {values} "  # noqa: S608 -- fixed identifiers
+        f"INSERT INTO {table} (project_id, period, period_start, spent, updated_at) VALUES {values} "  # noqa: S608 -- fixed identifiers  # nosec B608
         f"ON CONFLICT (project_id, period, period_start) DO UPDATE "
         f"SET spent = {table}.spent + excluded.spent, updated_at = excluded.updated_at"
     )

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
@@ -67,7 +68,7 @@ def _clean_details(details: Mapping[str, str]) -> dict[str, str]:
     except ValidationError:
         errors["billing_email"] = "Enter a valid email address."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_billing_details", field_errors=errors)
     return cleaned
 
 
@@ -87,24 +88,33 @@ def invoice_request_create(
     if kind == InvoiceKind.TOPUP:
         theirs = ledger_entry is not None and ledger_entry.organization_id == organization.pk
         if not theirs or ledger_entry is None or ledger_entry.kind != LedgerKind.TOPUP:
-            raise ValidationError({"ledger_entry": "Choose one of this organization's top-ups."})
+            raise DomainError(
+                "Choose one of this organization's top-ups.",
+                code="invalid_invoice_request", field="ledger_entry",
+            )
         month = None
         live = Q(ledger_entry=ledger_entry)
     elif kind == InvoiceKind.USAGE:
         if month is None:
-            raise ValidationError({"month": "Choose a month."})
+            raise DomainError("Choose a month.", code="invalid_invoice_request", field="month")
         month = month.replace(day=1)
         if month >= timezone.now().astimezone(UTC).date().replace(day=1):
-            raise ValidationError({"month": "A month can be invoiced once it has ended."})
+            raise DomainError(
+                "A month can be invoiced once it has ended.",
+                code="invalid_invoice_request", field="month",
+            )
         ledger_entry = None
         live = Q(organization=organization, month=month)
     else:
-        raise ValidationError({"kind": "Choose a top-up or a month of usage."})
+        raise DomainError("Choose a top-up or a month of usage.", code="invalid_invoice_request", field="kind")
     taken = "An invoice for this {} is already {}."
     existing = InvoiceRequest.objects.filter(live).exclude(status=InvoiceStatus.REJECTED).first()
     what = "top-up" if kind == InvoiceKind.TOPUP else "month"
     if existing is not None:
-        raise ValidationError({"ledger_entry" if what == "top-up" else "month": taken.format(what, existing.status)})
+        raise DomainError(
+            taken.format(what, existing.status), code="already_invoiced",
+            field="ledger_entry" if what == "top-up" else "month",
+        )
     try:
         with transaction.atomic():
             request = InvoiceRequest.objects.create(
@@ -112,8 +122,9 @@ def invoice_request_create(
                 requested_by=actor, **cleaned,
             )
     except IntegrityError:  # the same request committed meanwhile (a double submit)
-        raise ValidationError(
-            {"ledger_entry" if what == "top-up" else "month": taken.format(what, "requested")}
+        raise DomainError(
+            taken.format(what, "requested"), code="already_invoiced",
+            field="ledger_entry" if what == "top-up" else "month",
         ) from None
     audit_record(
         actor=actor, organization=organization, action="invoice.request", target=request,
@@ -132,7 +143,7 @@ class _Line:
 def _topup_lines(request: InvoiceRequest) -> list[_Line]:
     entry = request.ledger_entry
     if entry is None:  # excluded by the model's check constraint
-        raise ValidationError(f"Invoice request {request.pk} has no top-up.")
+        raise DomainError(f"Invoice request {request.pk} has no top-up.", code="invalid_invoice_request")
     return [_Line(
         description=f"Prepaid balance top-up on {entry.created_at:%b} {entry.created_at.day}, {entry.created_at.year} "
                     f"(reference {entry.reference})",
@@ -143,7 +154,7 @@ def _topup_lines(request: InvoiceRequest) -> list[_Line]:
 
 def _usage_lines(request: InvoiceRequest) -> list[_Line]:
     if request.month is None:  # excluded by the model's check constraint
-        raise ValidationError(f"Invoice request {request.pk} has no month.")
+        raise DomainError(f"Invoice request {request.pk} has no month.", code="invalid_invoice_request")
     start, end = _month_bounds(request.month)
     rows = (
         UsageRollup.objects.filter(organization_id=request.organization_id, hour__gte=start, hour__lt=end)
@@ -190,7 +201,7 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
     after commit by a retried task (`invoice_pdf_render`), which then tells the registered email.
 
     The year's counter stays locked only for the inserts, never while a PDF renders, so concurrent
-    issues do not queue behind each other's rendering. Refused (ValidationError) when the request
+    issues do not queue behind each other's rendering. Refused (DomainError) when the request
     is not pending or has nothing to invoice.
     """
     with transaction.atomic():
@@ -201,12 +212,15 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
             .first()
         )
         if request is None:
-            raise ValidationError(f"No invoice request {request_id}.")
+            raise DomainError(f"No invoice request {request_id}.", code="not_found")
         if request.status != InvoiceStatus.REQUESTED:
-            raise ValidationError(f"Invoice request {request_id} is already {request.status}.")
+            raise DomainError(f"Invoice request {request_id} is already {request.status}.", code="not_pending")
         lines = _topup_lines(request) if request.kind == InvoiceKind.TOPUP else _usage_lines(request)
         if not lines:
-            raise ValidationError(f"Invoice request {request_id} has no usage to invoice in {request.month:%B %Y}.")
+            raise DomainError(
+                f"Invoice request {request_id} has no usage to invoice in {request.month:%B %Y}.",
+                code="nothing_to_invoice",
+            )
         total = sum((line.amount for line in lines), ZERO)
         now = timezone.now()
         year = now.astimezone(UTC).year
@@ -287,12 +301,15 @@ def invoice_request_reject(*, request_id: int, actor: User | None, reason: str) 
     """Reject a pending request with a reason the org admins see; they may request again."""
     reason = reason.strip()
     if not reason or len(reason) > 500:
-        raise ValidationError({"rejection_reason": "Give a reason of 1 to 500 characters."})
+        raise DomainError(
+            "Give a reason of 1 to 500 characters.",
+            code="invalid_invoice_request", field="rejection_reason",
+        )
     request = InvoiceRequest.objects.select_for_update().filter(pk=request_id).first()
     if request is None:
-        raise ValidationError(f"No invoice request {request_id}.")
+        raise DomainError(f"No invoice request {request_id}.", code="not_found")
     if request.status != InvoiceStatus.REQUESTED:
-        raise ValidationError(f"Invoice request {request_id} is already {request.status}.")
+        raise DomainError(f"Invoice request {request_id} is already {request.status}.", code="not_pending")
     request.status = InvoiceStatus.REJECTED
     request.rejection_reason = reason
     request.decided_by = actor

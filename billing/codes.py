@@ -47,6 +47,7 @@ class RequestError(StrEnum):
 
     INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret  # nosec B105
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    INVALID_HOST = "invalid_host"
     INVALID_ESTIMATED_TOKENS = "invalid_estimated_tokens"
     INVALID_JSON = "invalid_json"
     INVALID_BODY = "invalid_body"
@@ -62,6 +63,7 @@ class RequestError(StrEnum):
 _REQUEST_STATUS = {
     RequestError.INVALID_GATEWAY_TOKEN: 401,
     RequestError.METHOD_NOT_ALLOWED: 405,
+    RequestError.INVALID_HOST: 400,
     RequestError.INVALID_ESTIMATED_TOKENS: 400,
     RequestError.INVALID_JSON: 400,
     RequestError.INVALID_BODY: 400,

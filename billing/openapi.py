@@ -77,7 +77,8 @@ _AUTHORIZE = {
                 }
             },
         },
-        "400": _error([RequestError.INVALID_ESTIMATED_TOKENS], "X-Estimated-Tokens is not a whole number."),
+        "400": _error([RequestError.INVALID_ESTIMATED_TOKENS, RequestError.INVALID_HOST],
+                      "X-Estimated-Tokens is not a whole number in ASCII digits, or the Host is not served."),
         "401": _error([*denials_with_status(401), RequestError.INVALID_GATEWAY_TOKEN], "Bad API key or gateway token."),
         "403": _error(denials_with_status(403), "Denied by balance, budget or project state."),
         "429": {
@@ -111,7 +112,9 @@ _USAGE = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UsageResult"}}},
         },
         "400": _error(
-            [RequestError.INVALID_JSON, RequestError.INVALID_BODY, RequestError.TOO_MANY_EVENTS], "Malformed body."
+            [RequestError.INVALID_JSON, RequestError.INVALID_BODY, RequestError.TOO_MANY_EVENTS,
+             RequestError.INVALID_HOST],
+            "Malformed body, or the Host is not served.",
         ),
         "401": _error([RequestError.INVALID_GATEWAY_TOKEN], "Missing or wrong gateway token."),
         "413": _error([RequestError.PAYLOAD_TOO_LARGE], "The body is over the size limit."),

@@ -302,6 +302,14 @@ def test_a_bad_estimate_is_400_with_the_json_code_and_consumes_nothing(gateway, 
     assert gateway.authorize(raw, estimate=0)["X-RateLimit-Remaining-Tokens"] == remaining
 
 
+@pytest.mark.parametrize("path", ["/api/v1/gateway/authorize", "/api/v1/gateway/usage"])
+def test_a_host_not_served_is_400_json_not_an_html_page(gateway, funded, path):
+    response = gateway.client.post(path, HTTP_HOST="evil.example", HTTP_X_GATEWAY_TOKEN="test-gateway-token")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid_host"
+
+
 @pytest.mark.parametrize("estimate", ["0", "007", "1000000000"])
 def test_an_estimate_of_ascii_digits_within_bounds_is_counted(gateway, funded, estimate):
     raw, _key = funded

@@ -111,7 +111,7 @@ def billing_demo_usage(*, organization: Organization, below_threshold_by: Decima
     from .selectors.pages import billing_summary, prices_in_force
 
     key = (
-        APIKey.objects.unrevoked_unexpired()
+        APIKey.objects.active()
         .filter(organization=organization, project__archived_at=None)
         .order_by("-created_at")
         .first()

@@ -27,8 +27,8 @@ from console.errors import DomainError
 from console.models import User
 from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
+from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.services import audit_record
 
 from ..models import (
     Invoice,

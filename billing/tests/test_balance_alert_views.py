@@ -37,7 +37,7 @@ def test_the_page_shows_the_default_threshold_and_who_gets_the_email(client_as, 
     assert 'value="5.00"' in page
     assert org.registered_email in page
     assert "Save alert settings" in page
-    assert 'aria-current="page"><span class="icon">!</span>Balance alerts' in page
+    assert 'aria-current="page"><span class="icon" aria-hidden="true">!</span>Balance alerts' in page
 
 
 def test_saving_settings_is_audited_and_htmx_gets_the_panel(client_as, org):

@@ -285,13 +285,19 @@ def test_a_gunicorn_worker_killed_during_a_usage_batch_the_retry_is_charged_once
         assert (retry.accepted, retry.duplicates) == (500, 0)
 
         # 2. At random moments: parsing, inserting, committing or answering.
+        # A clean batch first: how long one takes, so the kills fall within that window.
+        batch = events_for(key, "timed", 300)
+        sent += batch
+        started = time.monotonic()
+        assert deliver(port, batch).accepted == 300
+        window = time.monotonic() - started
         rng = random.Random(11)
         moments: dict[str, int] = defaultdict(int)
         for round_ in range(4):
             batch = events_for(key, f"random{round_}", 300)
             sent += batch
             thread, outcome = send_in_background(port, batch)
-            time.sleep(rng.uniform(0.0, 0.25))
+            time.sleep(rng.uniform(0.0, window))
             kill(the_worker(master))
             faults["injected"] += 1
             thread.join(30)

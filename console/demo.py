@@ -74,7 +74,9 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD, new_key
     organization.refresh_from_db()
     project = _demo_project(user=user, organization=organization)
     api_key = _demo_key(user=user, project=project, new_key=new_key)
-    billing_demo_load(organization=organization, user=user)  # prices, a top-up, some usage
+    demo_key = APIKey.objects.filter(project=project, name=DEMO_KEY_NAME).active().order_by("-created_at").first()
+    if demo_key is not None:
+        billing_demo_load(organization=organization, key=demo_key)  # prices, a top-up, some usage
     return DemoResult(user=user, organization=organization, created=created, project=project, api_key=api_key)
 
 

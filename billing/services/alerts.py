@@ -30,6 +30,7 @@ from console.models import User
 from console.services import absolute_url, email_addresses_clean, email_enqueue
 from orgs.audit import audit_record
 from orgs.models import Organization
+from orgs.permissions import require_org_admin
 from projects.models import Project
 
 from ..models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
@@ -93,7 +94,8 @@ def balance_alert_update(
     extra_recipients: Sequence[str],
 ) -> BalanceAlert:
     """Change the alert's settings (audited); the alert is checked again after commit, so a
-    threshold raised above the current balance fires at once."""
+    threshold raised above the current balance fires at once. Org admins only."""
+    require_org_admin(actor, organization.pk)
     recipients = _clean_alert_settings(threshold, extra_recipients)
     _alert_row(organization.pk)
     alert = BalanceAlert.objects.select_for_update().get(organization=organization)

@@ -102,3 +102,17 @@ def test_the_banner_costs_one_query(client_as, org, django_assert_num_queries):
     topup(org, "1", "p1")
     with django_assert_num_queries(1):
         assert balance_banner(organization_id=org.pk) == ""
+
+
+@pytest.mark.django_db
+def test_the_service_itself_refuses_a_member_changing_the_alert(org):
+    from billing.services.alerts import balance_alert_update
+    from console.errors import Forbidden
+    from orgs.models import Role
+    from orgs.tests.factories import MembershipFactory
+
+    member = MembershipFactory(organization=org, role=Role.MEMBER).user
+    with pytest.raises(Forbidden):
+        balance_alert_update(organization=org, actor=member, enabled=False, threshold=Decimal("50.00"),
+                             extra_recipients=[])
+    assert not BalanceAlert.objects.filter(organization=org).exists()

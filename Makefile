@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-libs services browser lint typecheck pytest pytest-quick migrate demo demo-usage clean
+.PHONY: run test install install-dev system-libs services browser lint typecheck security pytest pytest-quick migrate demo demo-usage clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -77,14 +77,25 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install-dev services browser nginx
+# Static security analysis of the application code (tests, migrations and bench/ are not shipped).
+# Clean, or each exception justified inline: `# nosec BXXX` next to ruff's `# noqa: S… -- why`.
+.PHONY: security
+security: install-dev
+	$(VENV)/bin/bandit -q -r billing console orgs projects manage.py -x '*/tests/*,*/migrations/*'
+
+# Our own redis-server for tests/gateway/test_faults.py (it kills and restarts it on a free port).
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+pytest: install-dev services browser nginx redis-server
 	$(VENV)/bin/pytest
 
-# Quick loop: no browser tests.
+# Quick loop: no browser tests, no contract fuzzing or fault injection (`make test` runs them all).
 pytest-quick: install-dev services
-	$(VENV)/bin/pytest -m "not browser"
+	$(VENV)/bin/pytest -m "not browser and not slow"
 
-test: install-dev services browser lint typecheck pytest
+test: install-dev services browser lint typecheck security pytest
 
 # Benchmarks (not tests): gunicorn on PostgreSQL + Redis, ratios against a baseline of the same run.
 .PHONY: bench

@@ -33,15 +33,13 @@ from console.errors import DomainError
 
 from .codes import Denial, RejectReason, RequestError
 from .limiter import Decision
-from .openapi import openapi_document
+from .openapi import MAX_ESTIMATED_TOKENS, MAX_TOKENS_PER_EVENT, openapi_document
 from .ratelimits import authorization_release
 from .services.enforcement import gateway_authorize
 from .services.ingest import MAX_EVENTS_PER_BATCH, IngestResult, Rejection, UsageEventIn, usage_ingest
 
 logger = structlog.get_logger(__name__)
 
-MAX_ESTIMATED_TOKENS = 10**9
-MAX_TOKENS_PER_EVENT = 10**9
 MAX_EVENT_ID_LENGTH = 128
 MAX_AUTHORIZATION_ID_LENGTH = 200
 
@@ -131,6 +129,18 @@ def _checked(view: View, methods: tuple[str, ...], request: HttpRequest) -> Http
                       headers={"Retry-After": "1"})
 
 
+def ascii_whole_number(text: str, *, maximum: int) -> int | None:
+    """`text` as a whole number from 0 to `maximum` written in ASCII digits 0-9, else None.
+
+    Not `str.isdigit()` or `int()` alone: they also take superscripts (`²`, on which `int()`
+    raises), other scripts' digits (`٣`, fullwidth ones), signs, underscores and surrounding spaces.
+    """
+    if not text or len(text) > len(str(maximum)) + 3 or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def _bearer(header: str | None) -> str:
     if not header:
         return ""
@@ -140,24 +150,26 @@ def _bearer(header: str | None) -> str:
 
 @gateway_endpoint("GET", "POST")
 def authorize(request: HttpRequest) -> HttpResponse:
-    estimate_header = request.META.get("HTTP_X_ESTIMATED_TOKENS", "").strip()
-    if estimate_header:
-        if not estimate_header.isdigit() or int(estimate_header) > MAX_ESTIMATED_TOKENS:
-            return _error(RequestError.INVALID_ESTIMATED_TOKENS,
-                          f"X-Estimated-Tokens must be a whole number from 0 to {MAX_ESTIMATED_TOKENS}.")
-        estimated = int(estimate_header)
-    else:
+    estimate_header = request.META.get("HTTP_X_ESTIMATED_TOKENS")
+    if estimate_header is None:
         estimated = settings.CONSOLE_DEFAULT_ESTIMATED_TOKENS
+    else:
+        parsed = ascii_whole_number(estimate_header.strip(" \t"), maximum=MAX_ESTIMATED_TOKENS)
+        if parsed is None:
+            return _error(RequestError.INVALID_ESTIMATED_TOKENS,
+                          f"X-Estimated-Tokens must be a whole number from 0 to {MAX_ESTIMATED_TOKENS} "
+                          "in ASCII digits.")
+        estimated = parsed
     decision = gateway_authorize(raw_key=_bearer(request.META.get("HTTP_AUTHORIZATION")), estimated_tokens=estimated)
     headers = rate_limit_headers(decision.rate) if decision.rate is not None else {}
     if not decision.allowed:
-        assert decision.code is not None  # noqa: S101 -- a denial always carries its code
+        assert decision.code is not None  # noqa: S101 -- a denial always carries its code  # nosec B101
         # A 429 names the limit and its scope: {"error": {"code", "limit", "scope", "message"}}.
         rate = decision.rate
         which = {"limit": rate.limit, "scope": rate.scope} if rate is not None and decision.status == 429 else {}
         return _error(decision.code, decision.message, headers=headers, **which)
     key = decision.key
-    assert key is not None  # noqa: S101 -- an allowed decision always carries its key
+    assert key is not None  # noqa: S101 -- an allowed decision always carries its key  # nosec B101
     ids = {
         "organization_id": key.organization_public_id,
         "project_id": key.project_public_id,
@@ -190,10 +202,7 @@ def release(request: HttpRequest) -> HttpResponse:
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     """The body, or None when it is larger than `limit` (checked before reading it all)."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
+    declared = ascii_whole_number(request.META.get("CONTENT_LENGTH") or "0", maximum=2**63) or 0
     if declared > limit:
         return None
     body = request.read(limit + 1)
@@ -283,6 +292,8 @@ def usage(request: HttpRequest) -> HttpResponse:
         payload: Any = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
+    except RecursionError:  # nested deeper than the interpreter's recursion limit
+        return _error(RequestError.INVALID_JSON, "The body is nested too deeply.")
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
         return _error(RequestError.INVALID_BODY, 'The body must be a JSON object with an "events" array.')

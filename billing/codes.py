@@ -45,8 +45,9 @@ def request_errors_with_status(status: int) -> list[str]:
 class RequestError(StrEnum):
     """Errors of the request itself, on any gateway endpoint (not a decision about a key)."""
 
-    INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret
+    INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret  # nosec B105
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    INVALID_HOST = "invalid_host"
     INVALID_ESTIMATED_TOKENS = "invalid_estimated_tokens"
     INVALID_AUTHORIZATION_ID = "invalid_authorization_id"
     INVALID_JSON = "invalid_json"
@@ -63,6 +64,7 @@ class RequestError(StrEnum):
 _REQUEST_STATUS = {
     RequestError.INVALID_GATEWAY_TOKEN: 401,
     RequestError.METHOD_NOT_ALLOWED: 405,
+    RequestError.INVALID_HOST: 400,
     RequestError.INVALID_ESTIMATED_TOKENS: 400,
     RequestError.INVALID_AUTHORIZATION_ID: 400,
     RequestError.INVALID_JSON: 400,

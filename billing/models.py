@@ -1,6 +1,7 @@
 """Prices, the ledger and the cached balance, usage events, spend counters and hourly rollups.
 
-Money columns keep 6 decimal places; rounding rules live in `billing/money.py`.
+Money columns keep 6 decimal places, usage costs (events, spend counters, rollups) are exact at 12;
+the rounding rule lives in `billing/money.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from projects.models import APIKey, Project
 
 def _money(**kwargs: object) -> models.DecimalField[Decimal, Decimal]:
     return models.DecimalField(max_digits=18, decimal_places=6, **kwargs)  # type: ignore[arg-type]
+
+
+def _exact_cost(**kwargs: object) -> models.DecimalField[Decimal, Decimal]:
+    """An exact usage cost or a sum of them: tokens x a 6-place price / 1e6 has 12 places."""
+    return models.DecimalField(max_digits=28, decimal_places=12, **kwargs)  # type: ignore[arg-type]
 
 
 class Price(models.Model):
@@ -129,7 +135,7 @@ class UsageEvent(models.Model):
     model = models.CharField(max_length=100)
     input_tokens = models.PositiveBigIntegerField()
     output_tokens = models.PositiveBigIntegerField()
-    cost = _money()
+    cost = _exact_cost()
     occurred_at = models.DateTimeField()
 
     class Meta:
@@ -156,7 +162,7 @@ class ProjectSpend(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=5, choices=SpendPeriod.choices)
     period_start = models.DateField()
-    spent = _money(default=Decimal(0))
+    spent = _exact_cost(default=Decimal(0))
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -170,6 +176,23 @@ class ProjectSpend(models.Model):
         return f"{self.project_id} {self.period} {self.period_start}: {self.spent}"
 
 
+class DailyUsageCost(models.Model):
+    """An organization's exact usage cost of one UTC day so far: what the day's ledger rows round
+    up once (billing/money.py `usage_charge`). Written by ingest under the account's lock."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    day = models.DateField()
+    cost = _exact_cost(default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="dailyusagecost_unique_org_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day}: {self.cost}"
+
+
 class UsageRollup(models.Model):
     """Usage per key (hence project and organization), model and UTC hour; what analytics read."""
 
@@ -181,7 +204,7 @@ class UsageRollup(models.Model):
     requests = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
-    cost = _money(default=Decimal(0))
+    cost = _exact_cost(default=Decimal(0))
 
     class Meta:
         constraints = [

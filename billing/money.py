@@ -2,11 +2,18 @@
 
 Amounts are `Decimal`, never float, in the single currency `settings.CONSOLE_CURRENCY`.
 
-- Stored amounts (ledger, balances, event costs, spend counters) keep 6 decimal places (a
-  micro-unit, 1e-6): `DecimalField(max_digits=18, decimal_places=6)`.
-- A usage event's cost is computed exactly and then rounded once, per event, to the micro-unit
-  with ROUND_HALF_UP. Every sum (ledger charge, spend counter, rollup) adds already-rounded event
-  costs, so sums agree to the micro-unit without further rounding.
+- The ledger, balances and prices keep 6 decimal places (a micro-unit, 1e-6):
+  `DecimalField(max_digits=18, decimal_places=6)`.
+- A usage event's cost is exact: tokens x a 6-place price per million is exact at 12 places, and
+  events, spend counters and rollups keep all 12 (`max_digits=28, decimal_places=12`), so their
+  sums are exact too. Nothing about a single event is rounded.
+- The ledger rounds once per row: a usage row charges the growth of the organization's exact
+  usage cost of that day, rounded up to the micro-unit — `ceil(day cost after) - ceil(day cost
+  before)` (`usage_charge`). That is the row's exact cost minus what earlier rows of the day paid
+  ahead, rounded up, with the new remainder carried forward. So the rows of a day always add up to
+  the day's exact cost rounded up once: no call is free (1000 calls of 24 tokens at $0.02/M charge
+  $0.00048, not $0), and no organization is charged more than 1e-6 above its exact cost, whatever
+  the batching. Reconciliation checks exactly that equality.
 - Prices are per 1,000,000 tokens, kept to 6 decimal places.
 - Pages show amounts to the cent (ROUND_HALF_UP), except a non-zero amount under a cent, shown
   exactly; CSV exports carry the exact stored value.
@@ -14,7 +21,7 @@ Amounts are `Decimal`, never float, in the single currency `settings.CONSOLE_CUR
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from django.conf import settings
 
@@ -22,16 +29,31 @@ from django.conf import settings
 # without importing billing; they are part of this module's public names.
 from console.money import CENT, MICRO, quantize_cent, quantize_micro
 
-__all__ = ["CENT", "MICRO", "ZERO", "format_money", "parse_amount", "quantize_cent", "quantize_micro", "usage_cost"]
+__all__ = [
+    "CENT", "COST_UNIT", "MICRO", "ZERO", "ceil_micro", "format_money", "parse_amount", "quantize_cent",
+    "quantize_micro", "usage_charge", "usage_cost",
+]
 
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 ZERO = Decimal("0.000000")
+COST_UNIT = Decimal("1e-12")  # the places of an exact usage cost
 
 
 def usage_cost(*, input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal) -> Decimal:
-    """Cost of one call: tokens x price per million, rounded half-up to the micro-unit."""
+    """Exact cost of one call: tokens x price per million (12 places; no rounding happens here)."""
     exact = (Decimal(input_tokens) * input_price + Decimal(output_tokens) * output_price) / TOKENS_PER_PRICE_UNIT
-    return quantize_micro(exact)
+    return exact.quantize(COST_UNIT)  # exact: a 6-place price / 1e6 has 12 places
+
+
+def ceil_micro(value: Decimal) -> Decimal:
+    return value.quantize(MICRO, rounding=ROUND_CEILING)
+
+
+def usage_charge(*, day_cost_before: Decimal, day_cost_added: Decimal) -> Decimal:
+    """What one ledger row charges for `day_cost_added` (the exact cost of its events) when the
+    organization's exact usage cost of that day was `day_cost_before`: the rows of a day add up to
+    the day's exact cost rounded up once (see the module's docstring)."""
+    return ceil_micro(day_cost_before + day_cost_added) - ceil_micro(day_cost_before)
 
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}

@@ -9,6 +9,9 @@ from .codes import Denial, RateLimit, RateScope, RejectReason, RequestError, den
 from .services.ingest import MAX_EVENTS_PER_BATCH
 
 REJECTION_REASONS = [reason.value for reason in RejectReason]
+# The contract's bounds (billing/api.py parses by them): token counts and the estimate.
+MAX_TOKENS_PER_EVENT = 10**9
+MAX_ESTIMATED_TOKENS = MAX_TOKENS_PER_EVENT
 
 RATE_LIMITS = [limit.value for limit in RateLimit]
 
@@ -86,10 +89,10 @@ _AUTHORIZE = {
         {"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"},
          "description": "`Bearer <customer API key>`"},
         {"name": "X-Estimated-Tokens", "in": "header", "required": False,
-         "schema": {"type": "integer", "minimum": 0},
-         "description": "Tokens this call is expected to use, counted against TPM and TPD (default: a "
-                        "setting; never less than `CONSOLE_MIN_ESTIMATED_TOKENS`). Report the call's "
-                        "usage with the returned `authorization_id` so the windows are corrected to "
+         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
+         "description": "Tokens this call is expected to use, in ASCII digits, counted against TPM and TPD "
+                        "(default: a setting; never less than `CONSOLE_MIN_ESTIMATED_TOKENS`). Report the "
+                        "call's usage with the returned `authorization_id` so the windows are corrected to "
                         "the actual tokens."},
     ],
     "responses": {
@@ -97,8 +100,16 @@ _AUTHORIZE = {
             "description": "Allowed.",
             "headers": {**_ID_HEADERS, **_AUTHORIZATION_ID, **_RATE_HEADERS},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorized"}}},
+            "links": {
+                "ReportUsage": {
+                    "operationId": "reportUsage",
+                    "description": "After the call, report what it consumed with the key id authorize returned.",
+                    "requestBody": {"events": [{"key_id": "$response.body#/key_id"}]},
+                }
+            },
         },
-        "400": _error([RequestError.INVALID_ESTIMATED_TOKENS], "X-Estimated-Tokens is not a whole number."),
+        "400": _error([RequestError.INVALID_ESTIMATED_TOKENS, RequestError.INVALID_HOST],
+                      "X-Estimated-Tokens is not a whole number in ASCII digits, or the Host is not served."),
         "401": _error([*denials_with_status(401), RequestError.INVALID_GATEWAY_TOKEN], "Bad API key or gateway token."),
         "403": _error(denials_with_status(403), "Denied by balance, budget or project state."),
         "429": {
@@ -169,7 +180,9 @@ _USAGE = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UsageResult"}}},
         },
         "400": _error(
-            [RequestError.INVALID_JSON, RequestError.INVALID_BODY, RequestError.TOO_MANY_EVENTS], "Malformed body."
+            [RequestError.INVALID_JSON, RequestError.INVALID_BODY, RequestError.TOO_MANY_EVENTS,
+             RequestError.INVALID_HOST],
+            "Malformed body, or the Host is not served.",
         ),
         "401": _error([RequestError.INVALID_GATEWAY_TOKEN], "Missing or wrong gateway token."),
         "413": _error([RequestError.PAYLOAD_TOO_LARGE], "The body is over the size limit."),
@@ -222,11 +235,11 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "Unique per call."},
             "key_id": {"type": "string", "description": "The key id that authorize returned."},
             "model": {"type": "string", "description": "A model with a price."},
-            "input_tokens": {"type": "integer", "minimum": 0},
-            "output_tokens": {"type": "integer", "minimum": 0},
+            "input_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
+            "output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT},
             "occurred_at": {"type": "string", "format": "date-time",
                             "description": "ISO 8601; UTC when no offset is given."},
-            "estimated_tokens": {"type": "integer", "minimum": 0,
+            "estimated_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS_PER_EVENT,
                                  "description": "Optional: the X-Estimated-Tokens sent to authorize "
                                                 "(used only when `authorization_id` is absent)."},
             "authorization_id": {"type": "string", "maxLength": 200,

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Console"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 -- registers the production checks

@@ -16,7 +16,7 @@ from projects.models import APIKey, Project
 from projects.services import api_key_create, api_key_revoke, project_create, project_limits_update
 
 DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-console-2026"  # noqa: S105 -- the local demo login, printed by `make run`
+DEMO_PASSWORD = "demo-console-2026"  # noqa: S105 -- the local demo login, printed by `make run`  # nosec B105
 DEMO_ORG_NAME = "Acme Demo"
 DEMO_PROJECT_NAME = "Demo project"
 DEMO_KEY_NAME = "Demo key"

@@ -21,11 +21,13 @@ from typing import Any
 import django
 import structlog
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
+
+from billing.codes import RequestError
 
 logger = structlog.get_logger("console.gateway")
 
@@ -79,7 +81,13 @@ class GatewayRequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it for pages: DisallowedHost -> 400
+        try:
+            request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it for pages
+        except DisallowedHost:
+            # Django's answer would be its HTML 400 page; the gateway API answers JSON, always.
+            code = RequestError.INVALID_HOST
+            return JsonResponse({"error": {"code": code.value, "message": "This host is not served here."}},
+                                status=code.status)
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(

@@ -14,7 +14,7 @@ CENT = Decimal("0.01")
 
 
 def quantize_micro(value: Decimal) -> Decimal:
-    """To the micro-unit (1e-6), half-up: stored amounts (ledger, balances, event costs)."""
+    """To the micro-unit (1e-6), half-up: stored amounts (ledger, balances; event costs are exact)."""
     return value.quantize(MICRO, rounding=ROUND_HALF_UP)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.contrib.sessions.backends.base import SessionBase
 
-INVITATION_TOKEN_PREFIX = "inv_"  # noqa: S105 -- a prefix, not a secret
+INVITATION_TOKEN_PREFIX = "inv_"  # noqa: S105 -- a prefix, not a secret  # nosec B105
 SESSION_PENDING = "orgs.invitation_digest"
 SESSION_JOINED = "orgs.invitation_joined_org"
 

@@ -10,3 +10,10 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.import_plugin("tests.fixtures")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.gateway.figures import FIGURES
+
+    for name, figures in FIGURES.items():
+        terminalreporter.write_line(f"{name}: {figures}")

@@ -12,7 +12,7 @@ from django.db.models import Sum
 from orgs.models import Organization
 
 from ..models import LedgerEntry, LedgerKind, UsageEvent
-from ..money import ZERO, quantize_micro
+from ..money import ZERO, ceil_micro
 
 logger = structlog.get_logger(__name__)
 
@@ -21,7 +21,7 @@ logger = structlog.get_logger(__name__)
 class ReconcileMismatch:
     organization_id: str  # public id
     ledger_usage: Decimal  # what the ledger charged (positive)
-    event_cost: Decimal  # the sum of the events' costs
+    event_cost: Decimal  # the exact sum of the events' costs, rounded up once (what is due)
 
     @property
     def difference(self) -> Decimal:
@@ -40,7 +40,8 @@ class ReconcileReport:
 
 
 def usage_reconcile(*, day: date) -> ReconcileReport:
-    """Check, per organization, that the day's usage charges equal the sum of its events' costs.
+    """Check, per organization, that the day's usage charges equal the exact sum of its events'
+    costs rounded up once to the micro-unit — the ledger's rounding rule (billing/money.py).
 
     Read-only: a difference is reported (and logged as an error) for a person to investigate.
     """
@@ -63,8 +64,8 @@ def usage_reconcile(*, day: date) -> ReconcileReport:
     public_ids = dict(Organization.objects.filter(pk__in=org_ids).values_list("pk", "public_id"))
     report = ReconcileReport(day=day, organizations=len(org_ids))
     for org_id in org_ids:
-        ledger_usage = quantize_micro(charged.get(org_id) or ZERO)
-        event_cost = quantize_micro(costs.get(org_id) or ZERO)
+        ledger_usage = charged.get(org_id) or ZERO
+        event_cost = ceil_micro(costs.get(org_id) or ZERO)
         if ledger_usage != event_cost:
             mismatch = ReconcileMismatch(public_ids.get(org_id, str(org_id)), ledger_usage, event_cost)
             report.mismatches.append(mismatch)

@@ -22,8 +22,18 @@ from console.errors import DomainError
 from projects.models import APIKey
 
 from ..codes import RejectReason
-from ..models import BillingAccount, LedgerEntry, LedgerKind, Price, ProjectSpend, SpendPeriod, UsageBatch, UsageEvent
-from ..money import ZERO, usage_cost
+from ..models import (
+    BillingAccount,
+    DailyUsageCost,
+    LedgerEntry,
+    LedgerKind,
+    Price,
+    ProjectSpend,
+    SpendPeriod,
+    UsageBatch,
+    UsageEvent,
+)
+from ..money import ZERO, usage_charge, usage_cost
 from ..ratelimits import UsedCall, limiter_corrections_apply, usage_limiter_corrections
 from .alerts import schedule_usage_notify
 from .ledger import lock_accounts
@@ -199,7 +209,7 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
     ]
     if connection.vendor == "postgresql":
         sql = (
-            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers
+            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers  # nosec B608
             "%s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], "
             "%s::bigint[], %s::bigint[], %s::numeric[], %s::timestamptz[]) "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -209,12 +219,12 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
         ops = connection.ops
         row = "(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
         sql = (
-            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "  # noqa: S608 -- fixed identifiers
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(rows))} "  # noqa: S608 -- fixed identifiers  # nosec B608
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
         params = []
         for values in rows:
-            params += [*values[:8], ops.adapt_decimalfield_value(values[8], 18, 6),
+            params += [*values[:8], ops.adapt_decimalfield_value(values[8], 28, 12),
                        ops.adapt_datetimefield_value(values[9])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -239,11 +249,13 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, De
 
     accounts = lock_accounts(org_id for org_id, _day in charges)
     posted_at = timezone.now()  # under the lock: ledger times follow the balance_after chain
+    day_costs_before = _day_costs_add(charges)
     entries: list[LedgerEntry] = []
     for org_id, day in sorted(charges):
-        amount = charges[(org_id, day)]
+        # Rounded once per row, the remainder carried by the day's exact cost (billing/money.py).
+        amount = usage_charge(day_cost_before=day_costs_before[(org_id, day)], day_cost_added=charges[(org_id, day)])
         if amount == 0:
-            continue
+            continue  # paid ahead by the rounding up of the day's earlier rows
         account = accounts[org_id]
         account.balance -= amount
         count = calls[(org_id, day)]
@@ -285,6 +297,26 @@ def _rate_limits_on_usage(items: list[tuple[UsageEventIn, _Key, Decimal]], *, no
     limiter_corrections_apply(usage_limiter_corrections(calls=calls, now=now))
 
 
+def _day_costs_add(added: dict[tuple[int, date], Decimal]) -> dict[tuple[int, date], Decimal]:
+    """Each (organization, day)'s exact usage cost before this batch; then adds the batch's.
+
+    Runs under the organizations' account locks, so nobody else changes these rows meanwhile.
+    """
+    rows = DailyUsageCost.objects.filter(
+        organization_id__in={org for org, _day in added}, day__in={day for _org, day in added}
+    )
+    before = {key: ZERO for key in added}
+    for row in rows:
+        if (row.organization_id, row.day) in before:
+            before[(row.organization_id, row.day)] = row.cost
+    DailyUsageCost.objects.bulk_create(
+        [DailyUsageCost(organization_id=org, day=day, cost=before[(org, day)] + cost)
+         for (org, day), cost in sorted(added.items())],
+        update_conflicts=True, unique_fields=["organization", "day"], update_fields=["cost"],
+    )
+    return before
+
+
 def _spend_add(spend: dict[tuple[int, str, date], Decimal], *, now: datetime) -> None:
     """Add to the (project, period) counters in one upsert, rows in a fixed order.
 
@@ -303,11 +335,11 @@ def _spend_add(spend: dict[tuple[int, str, date], Decimal], *, now: datetime) ->
             project_id,
             period,
             ops.adapt_datefield_value(start),
-            ops.adapt_decimalfield_value(amount, 18, 6),
+            ops.adapt_decimalfield_value(amount, 28, 12),
             ops.adapt_datetimefield_value(now),
         ]
     sql = (
-        f"INSERT INTO {table} (project_id, period, period_start, spent, updated_at) VALUES {values} "  # noqa: S608 -- fixed identifiers
+        f"INSERT INTO {table} (project_id, period, period_start, spent, updated_at) VALUES {values} "  # noqa: S608 -- fixed identifiers  # nosec B608
         f"ON CONFLICT (project_id, period, period_start) DO UPDATE "
         f"SET spent = {table}.spent + excluded.spent, updated_at = excluded.updated_at"
     )

@@ -36,7 +36,7 @@ def atomic_with_retry(fn: Callable[[], T], *, what: str, attempts: int = 6) -> T
             if attempt == attempts or not _is_retryable(exc):
                 raise
             logger.warning("transaction_retry", what=what, attempt=attempt, error=str(exc).splitlines()[0])
-            time.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 -- jitter, not security
+            time.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 -- jitter, not security  # nosec B311
     raise AssertionError("unreachable")
 
 

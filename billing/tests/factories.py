@@ -5,9 +5,12 @@ from decimal import Decimal
 from typing import Any
 
 import factory
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.models import LedgerKind, Price
+from billing.models import LedgerEntry, LedgerKind, Price, UsageEvent
+from billing.money import ZERO, ceil_micro
 from billing.services.ledger import ledger_post
 from console.tests.factories import UserFactory
 from orgs.models import Organization
@@ -81,3 +84,19 @@ def usage_event(
         "occurred_at": when if isinstance(when, str) else when.isoformat(),
         **extra,
     }
+
+
+def usage_due(organization: Organization | int) -> Decimal:
+    """What the ledger must have charged for an organization's stored events: each UTC day's
+    exact cost, rounded up once (billing/money.py)."""
+    days = (
+        UsageEvent.objects.filter(organization=organization)
+        .annotate(day=TruncDate("occurred_at")).values("day").annotate(cost=Sum("cost")).order_by()
+    )
+    return sum((ceil_micro(row["cost"]) for row in days), ZERO)
+
+
+def usage_charged(organization: Organization | int) -> Decimal:
+    """What the ledger's usage rows took from an organization (positive)."""
+    total = LedgerEntry.objects.filter(organization=organization, kind=LedgerKind.USAGE).aggregate(s=Sum("amount"))
+    return -(total["s"] or ZERO)

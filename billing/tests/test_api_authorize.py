@@ -310,10 +310,37 @@ def test_with_no_gateway_token_configured_nothing_is_authorized(gateway, funded)
     assert gateway.authorize(raw, token="").status_code == 401
 
 
-@pytest.mark.parametrize("estimate", ["-1", "lots", "1.5", str(10**10)])
-def test_a_bad_estimate_is_400(gateway, funded, estimate):
+@pytest.mark.parametrize(
+    "estimate",
+    ["-1", "lots", "1.5", str(10**10), "1000000001", "²", "٣", "\uff11\uff12", "+5", "1_000", "1 000", "0x10", ""],
+    ids=["negative", "word", "decimal", "too-big", "one-over", "superscript", "arabic-indic", "fullwidth",
+         "plus-sign", "underscore", "space", "hex", "empty"],
+)
+def test_a_bad_estimate_is_400_with_the_json_code_and_consumes_nothing(gateway, funded, estimate):
+    """ASCII digits only: str.isdigit() and int() also take superscripts (int() then raised, a 500)
+    and other scripts' digits, signs, underscores and spaces."""
     raw, _key = funded
-    assert error_of(gateway.authorize(raw, estimate=estimate)) == (400, "invalid_estimated_tokens")
+    remaining = gateway.authorize(raw, estimate=0)["X-RateLimit-Remaining-Tokens"]
+    response = gateway.authorize(raw, estimate=estimate)
+    assert error_of(response) == (400, "invalid_estimated_tokens")
+    assert response["Content-Type"] == "application/json"
+    assert gateway.authorize(raw, estimate=0)["X-RateLimit-Remaining-Tokens"] == remaining
+
+
+@pytest.mark.parametrize("path", ["/api/v1/gateway/authorize", "/api/v1/gateway/usage"])
+def test_a_host_not_served_is_400_json_not_an_html_page(gateway, funded, path):
+    response = gateway.client.post(path, HTTP_HOST="evil.example", HTTP_X_GATEWAY_TOKEN="test-gateway-token")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid_host"
+
+
+@pytest.mark.parametrize("estimate", ["0", "007", "1000000000"])
+def test_an_estimate_of_ascii_digits_within_bounds_is_counted(gateway, funded, estimate):
+    raw, _key = funded
+    response = gateway.authorize(raw, estimate=estimate)
+    # The largest is well formed, and more than the organization's TPM.
+    assert response.status_code == (429 if estimate == "1000000000" else 200)
 
 
 def test_the_database_unreachable_is_503_and_nothing_is_authorized(gateway, funded):

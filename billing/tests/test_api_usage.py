@@ -7,10 +7,13 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 from django.test import override_settings
 from django.utils import timezone
 
-from billing.models import BillingAccount, LedgerEntry, LedgerKind, ProjectSpend, UsageEvent
+from billing.models import BillingAccount, LedgerEntry, LedgerKind, ProjectSpend, UsageEvent, UsageRollup
+from billing.selectors.reconcile import usage_reconcile
+from billing.services.rollups import usage_aggregate
 from billing.tests.factories import PriceFactory, fund, make_api_key, usage_event
 from projects.models import APIKey
 
@@ -144,19 +147,50 @@ def test_cost_uses_the_price_in_force_when_the_call_happened(gateway, key):
     assert costs == {"before": Decimal("0.002"), "after": Decimal("0.02")}
 
 
-def test_cost_is_rounded_half_up_to_the_micro_unit(gateway, key):
+def test_event_costs_are_exact_and_the_ledger_rounds_the_day_up_once(gateway, key):
     PriceFactory(model="odd", input_per_mtok=Decimal("1.234567"), output_per_mtok=Decimal("3.333333"))
-    # (7 x 1.234567 + 3 x 3.333333) / 1e6 = 0.000018641968 → 0.000019
-    # (1 x 0.5) / 1e6 = 0.0000005 → 0.000001 (half up, not to even)
+    # (7 x 1.234567 + 3 x 3.333333) / 1e6 = 0.000018641968 exactly; (1 x 0.5) / 1e6 = 0.0000005
     PriceFactory(model="half", input_per_mtok=Decimal("0.5"), output_per_mtok=Decimal("0"))
     gateway.usage([
         usage_event("odd", key, "odd", input_tokens=7, output_tokens=3),
         usage_event("half", key, "half", input_tokens=1, output_tokens=0),
     ])
     assert dict(UsageEvent.objects.values_list("event_id", "cost")) == {
-        "odd": Decimal("0.000019"), "half": Decimal("0.000001"),
+        "odd": Decimal("0.000018641968"), "half": Decimal("0.0000005"),
     }
+    # 0.000019141968 rounded up once (not 0.000019 + 0.000001 rounded per event).
     assert balance(key.organization) == Decimal("10") - Decimal("0.000020")
+
+
+@pytest.mark.parametrize("batches", [1, 100], ids=["one-batch", "one-call-per-batch"])
+def test_tiny_calls_are_charged_what_they_cost_in_total(gateway, key, batches):
+    """1000 calls of 24 tokens at $0.02/M cost $0.00048: each event used to be rounded to
+    $0.000000 before summing, so they were free. Now the ledger takes the exact sum, rounded up
+    once per day: never less than the calls cost, never 1e-6 or more above."""
+    PriceFactory(model="tiny", input_per_mtok=Decimal("0.02"), output_per_mtok=Decimal("0.02"))
+    calls = 1000 if batches == 1 else 100
+    events = [usage_event(f"tiny-{i}", key, "tiny", input_tokens=20, output_tokens=4) for i in range(calls)]
+    size = calls // batches
+    for start in range(0, calls, size):
+        assert gateway.usage(events[start:start + size]).json()["accepted"] == size
+    exact = Decimal("0.00000048") * calls
+    charged = -sum(LedgerEntry.objects.filter(kind=LedgerKind.USAGE).values_list("amount", flat=True))
+    assert charged == exact  # 0.00048 and 0.000048: whole micro-units here, so no rounding at all
+    assert balance(key.organization) == Decimal("10") - exact
+    assert usage_reconcile(day=timezone.now().astimezone(UTC).date()).ok
+    usage_aggregate()
+    assert UsageRollup.objects.aggregate(c=Sum("cost"))["c"] == exact
+
+
+def test_no_call_is_free_and_the_overcharge_stays_under_a_micro_unit(gateway, key):
+    PriceFactory(model="tiny", input_per_mtok=Decimal("0.02"), output_per_mtok=Decimal("0.02"))
+    for i in range(7):  # 7 x 0.00000048 = 0.00000336 → 0.000004 in all, whatever the batching
+        gateway.usage([usage_event(f"tiny-{i}", key, "tiny", input_tokens=20, output_tokens=4)])
+        charged = -sum(LedgerEntry.objects.filter(kind=LedgerKind.USAGE).values_list("amount", flat=True))
+        exact = Decimal("0.00000048") * (i + 1)
+        assert exact <= charged < exact + Decimal("0.000001")
+    assert charged == Decimal("0.000004")
+    assert usage_reconcile(day=timezone.now().astimezone(UTC).date()).ok
 
 
 def test_one_ledger_charge_per_organization_per_batch(gateway, key):
@@ -203,8 +237,12 @@ def test_an_empty_batch_is_fine(gateway):
         (b'{"event": []}', 400, "invalid_body"),
         (b'{"events": {"id": "x"}}', 400, "invalid_body"),
         (json.dumps({"events": [{}] * 1001}).encode(), 400, "too_many_events"),
+        (b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", 400, "invalid_json"),
+        (b'{"events": [{"id": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}]}", 400, "invalid_json"),
+        (b'{"events": [{"input_tokens": ' + b"9" * 5000 + b"}]}", 400, "invalid_json"),
     ],
-    ids=["broken-json", "not-utf8", "a-list", "no-events", "events-not-a-list", "1001-events"],
+    ids=["broken-json", "not-utf8", "a-list", "no-events", "events-not-a-list", "1001-events",
+         "nested-arrays", "nested-objects", "5000-digit-number"],
 )
 def test_malformed_bodies_get_a_json_error_and_change_nothing(gateway, key, body, status, code):
     response = gateway.usage(body=body)

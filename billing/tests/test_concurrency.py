@@ -3,7 +3,7 @@
 - 200 concurrent authorize calls at a project's budget edge while usage arrives: the overspend is
   bounded by the calls in flight, and no call that starts after the crossing is allowed.
 - 10 000 events in overlapping batches from several threads, 30 % re-sent: each stored once, the
-  ledger's usage equals the sum of event costs to the micro-unit, and the spend counters match.
+  ledger's usage equals the exact sum of event costs rounded up once a day, and the spend counters match.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from django.utils import timezone
 
 from billing.models import BillingAccount, LedgerEntry, LedgerKind, ProjectSpend, UsageEvent
 from billing.tests.conftest import Gateway
-from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key, usage_event
+from billing.tests.factories import (
+    PriceFactory,
+    ProjectFactory,
+    fund,
+    make_api_key,
+    usage_charged,
+    usage_due,
+    usage_event,
+)
 from orgs.tests.factories import OrganizationFactory
 from projects.models import Project
 
@@ -122,10 +130,9 @@ def test_10000_events_from_threads_with_30_percent_duplicates_are_stored_and_cha
     assert dict(totals) == {"accepted": 10_000, "duplicates": 3_000, "rejected": 0}
     assert UsageEvent.objects.count() == 10_000
     for org in orgs:
-        event_cost = UsageEvent.objects.filter(organization=org).aggregate(c=Sum("cost"))["c"]
-        charged = -LedgerEntry.objects.filter(organization=org, kind=LedgerKind.USAGE).aggregate(s=Sum("amount"))["s"]
-        assert charged == event_cost  # to the micro-unit
-        assert BillingAccount.objects.get(organization=org).balance == Decimal("1000") - event_cost
+        charged = usage_charged(org)
+        assert charged == usage_due(org)  # each day's exact event cost, rounded up once
+        assert BillingAccount.objects.get(organization=org).balance == Decimal("1000") - charged
         chain = list(LedgerEntry.objects.filter(organization=org).order_by("id").values_list("amount",
                                                                                              "balance_after"))
         running = Decimal(0)

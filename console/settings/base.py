@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "console.uploads.RequestBodyLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -279,5 +280,13 @@ CONSOLE_RATE_TIERS = [
 ]
 # Enterprise verification documents: PDF, PNG or JPEG (checked by content), at most this size.
 CONSOLE_VERIFICATION_MAX_BYTES = env.int("CONSOLE_VERIFICATION_MAX_BYTES", default=10 * 1024 * 1024)
+# Request bodies of pages (console/uploads.py): the largest document plus room for the form's
+# fields; anything larger is refused before it is read. Accepted uploads stay in memory, never
+# in a temporary file. Form fields without files: at most DATA_UPLOAD_MAX_MEMORY_SIZE.
+CONSOLE_MAX_REQUEST_BYTES = env.int("CONSOLE_MAX_REQUEST_BYTES", default=CONSOLE_VERIFICATION_MAX_BYTES + 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = CONSOLE_MAX_REQUEST_BYTES
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
 # Contact Sales submissions allowed per user in a rolling hour.
 CONSOLE_CONTACT_SALES_PER_HOUR = env.int("CONSOLE_CONTACT_SALES_PER_HOUR", default=5)

@@ -1,4 +1,5 @@
-"""Production: refuses to start without SECRET_KEY; passes `manage.py check --deploy`."""
+"""Production: refuses to start without SECRET_KEY; `manage.py check --deploy` passes only with
+EMAIL_URL, DATABASE_URL, REDIS_URL and CELERY_BROKER_URL set (console/checks.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from .base import *  # noqa: F403
 from .base import configure_logging, env
 
 DEBUG = False
+# `check --deploy` refuses the embedded defaults (console/checks.py): SMTP, PostgreSQL, Redis, a broker.
+CONSOLE_REQUIRE_SERVICES = True
 LOG_JSON = env.bool("LOG_JSON", default=True)
 LOGGING = configure_logging(json=LOG_JSON, level=env.str("LOG_LEVEL", default="INFO"))
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

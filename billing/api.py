@@ -194,9 +194,11 @@ def release(request: HttpRequest) -> HttpResponse:
             return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
         value = payload.get("authorization_id") if isinstance(payload, dict) else None
         authorization_id = value if isinstance(value, str) else ""
-    if not authorization_release(authorization_id=authorization_id):
+    if not authorization_id:
         return _error(RequestError.INVALID_AUTHORIZATION_ID,
                       "Send the authorization_id that authorize returned, in X-Authorization-Id or the JSON body.")
+    if not authorization_release(authorization_id=authorization_id):
+        return _error(RequestError.UNKNOWN_AUTHORIZATION, "No call was authorized with this authorization_id.")
     return JsonResponse({"released": True})
 
 

@@ -50,6 +50,7 @@ class RequestError(StrEnum):
     INVALID_HOST = "invalid_host"
     INVALID_ESTIMATED_TOKENS = "invalid_estimated_tokens"
     INVALID_AUTHORIZATION_ID = "invalid_authorization_id"
+    UNKNOWN_AUTHORIZATION = "unknown_authorization"
     INVALID_JSON = "invalid_json"
     INVALID_BODY = "invalid_body"
     TOO_MANY_EVENTS = "too_many_events"
@@ -67,6 +68,7 @@ _REQUEST_STATUS = {
     RequestError.INVALID_HOST: 400,
     RequestError.INVALID_ESTIMATED_TOKENS: 400,
     RequestError.INVALID_AUTHORIZATION_ID: 400,
+    RequestError.UNKNOWN_AUTHORIZATION: 404,
     RequestError.INVALID_JSON: 400,
     RequestError.INVALID_BODY: 400,
     RequestError.TOO_MANY_EVENTS: 400,
@@ -88,6 +90,7 @@ class RejectReason(StrEnum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
     INVALID_AUTHORIZATION_ID = "invalid_authorization_id"
+    UNKNOWN_AUTHORIZATION = "unknown_authorization"
 
 
 class RateLimit(StrEnum):

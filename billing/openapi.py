@@ -138,20 +138,21 @@ _RELEASE = {
     "description": (
         "The usage report of a call that carries its `authorization_id` frees the slot too; a slot "
         "nobody frees expires with its lease. Releasing twice is harmless. The id goes in the "
-        "`X-Authorization-Id` header (what a proxy can send) or the JSON body."
+        "`X-Authorization-Id` header (what a proxy can send; the body is then optional) or the JSON body."
     ),
     "security": [_GATEWAY_TOKEN],
     "parameters": [{"name": "X-Authorization-Id", "in": "header", "required": False, "schema": {"type": "string"}}],
     "requestBody": {
-        "required": False,
+        "required": True,
         "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"authorization_id": {"type": "string"}}}}},
+            "type": "object", "required": ["authorization_id"],
+            "properties": {"authorization_id": {"type": "string", "minLength": 1, "maxLength": 200}}}}},
     },
     "responses": {
         "200": {"description": "Released.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["released"], "properties": {"released": {"type": "boolean"}}}}}},
-        "400": _error([RequestError.INVALID_AUTHORIZATION_ID, RequestError.INVALID_JSON],
-                      "Not an id authorize issued."),
+        "400": _error([RequestError.INVALID_AUTHORIZATION_ID, RequestError.INVALID_JSON], "No id, or not JSON."),
+        "404": _error([RequestError.UNKNOWN_AUTHORIZATION], "Not an id authorize issued."),
         "401": _error([RequestError.INVALID_GATEWAY_TOKEN], "Missing or wrong gateway token."),
     },
 }

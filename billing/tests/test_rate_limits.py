@@ -108,7 +108,9 @@ def test_release_frees_the_slot_by_header_or_body(gateway):
     assert gateway.authorize(raw).status_code == 200
     forged = second["X-Authorization-Id"][:-1] + ("0" if second["X-Authorization-Id"][-1] != "0" else "1")
     answer = post("/api/v1/gateway/release", headers={**token, "X-Authorization-Id": forged})
-    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_authorization_id")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "unknown_authorization")
+    missing = post("/api/v1/gateway/release", "{}", content_type="application/json", headers=token)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "invalid_authorization_id")
     assert post("/api/v1/gateway/release", "{", content_type="application/json", headers=token).status_code == 400
     assert post("/api/v1/gateway/release", headers={"X-Authorization-Id": forged}).status_code == 401
     assert denial(gateway.authorize(raw))["limit"] == "concurrency"  # the forged release freed nothing

@@ -137,10 +137,11 @@ def test_authorize_then_usage_follows_the_links(funded_key: str) -> None:
 
     class GatewayWorkflow(machine):  # type: ignore[misc,valid-type]
         def setup(self) -> None:
-            # Each scenario starts with empty TPM windows: hypothesis replays a scenario and expects
-            # the same answers, which windows filled by the previous scenarios would change.
+            # Each scenario starts with empty rate-limit windows and leases (every key of the
+            # limiter starts "rl:"): hypothesis replays a scenario and expects the same answers,
+            # which windows filled by the previous scenarios would change.
             limiter = get_limiter()
-            for name in limiter.client.scan_iter("tpm:*"):  # type: ignore[attr-defined]
+            for name in limiter.client.scan_iter("rl:*"):  # type: ignore[attr-defined]
                 limiter.client.delete(name)  # type: ignore[attr-defined]
 
         def before_call(self, case: Any) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs.models import Invitation, Membership, Role
@@ -34,7 +34,7 @@ def _log_in(page: Page, base: str, email: str) -> None:
     page.get_by_role("button", name="Sign In").click()
 
 
-def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Page, browser: Browser, artifacts_dir):
+def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Page, new_context, artifacts_dir):
     org, admin = _verified_org_with_admin()
     ProjectFactory(organization=org, name="Globex API")
     ProjectFactory(organization=org, name="Globex Labs")
@@ -63,7 +63,7 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
     page.screenshot(path=artifacts_dir / "01-admin-invited.png", full_page=True)
     assert link.replace(base, "") in mail.outbox[-1].body  # the same link went out by email
 
-    invitee = browser.new_context()
+    invitee = new_context()
     try:
         other = invitee.new_page()
         other.set_default_timeout(10_000)

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Console"
+
+    def ready(self) -> None:
+        from . import forwarded  # noqa: F401 -- registers its system check

@@ -143,6 +143,12 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Uploaded files are private (verification documents): never served from a public MEDIA_URL.
 MEDIA_URL = "/media-not-served/"
 
+# The client's IP (audit log, request log) comes from X-Forwarded-For only as far as these proxies
+# vouch for it: addresses/CIDRs of your reverse proxies, or the number of proxies in front of the
+# console. Neither (the default) trusts no header and uses the socket's address. See deploy/README.md.
+CONSOLE_TRUSTED_PROXIES = env.list("CONSOLE_TRUSTED_PROXIES", default=[])
+CONSOLE_TRUSTED_PROXY_HOPS = env.int("CONSOLE_TRUSTED_PROXY_HOPS", default=0)
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the <body hx-headers>, not the cookie.
 X_FRAME_OPTIONS = "DENY"
@@ -256,6 +262,8 @@ from console.logging import configure_logging  # noqa: E402
 
 LOGGING = configure_logging(json=LOG_JSON, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
+# django-structlog would log the IP from any X-Forwarded-For; console.middleware binds the vouched one.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 # request_started at DEBUG: one line (request_finished, with the request id) per request at INFO.
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10
 

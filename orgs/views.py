@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.http import AuthedHttpRequest, HtmxHttpRequest
 from console.paging import paginate
 
+from .documents import document_download_name
 from .exceptions import InvitationInvalid, OrgError
 from .forms import (
     AuditFilterForm,
@@ -167,7 +168,7 @@ def verification_document(request: AuthedHttpRequest, org_id: str, request_id: i
     response = FileResponse(
         verification.document.open("rb"),
         as_attachment=True,
-        filename=verification.document_name,
+        filename=document_download_name(verification),  # never the uploader's name
         content_type=verification.document_content_type,
     )
     # A document is never rendered in the console's origin, nor cached by a shared proxy.

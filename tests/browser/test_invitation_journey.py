@@ -87,19 +87,24 @@ def test_admin_invites_and_the_invitee_signs_up_and_joins(live_server, page: Pag
         confirm = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
         other.goto(confirm.replace("http://testserver", base))
         other.get_by_role("button", name="Confirm").click()
+        # Signed in now, but not a member until the invitee accepts (issue 11: no join without a click).
+        expect(other.get_by_role("heading", name="Join Globex Research")).to_be_visible()
+        assert not Membership.objects.filter(user__email="newbie@example.com").exists()
+        other.screenshot(path=artifacts_dir / "04-accept-after-sign-up.png", full_page=True)
+        other.get_by_role("button", name="Join Globex Research").click()
         expect(other.get_by_role("heading", name="Globex Research")).to_be_visible()
         expect(other.get_by_role("status").filter(has_text="Welcome to Globex Research!")).to_be_visible()
         expect(other.locator(".page-header .badge")).to_have_text("General Member")
         nav = other.get_by_role("navigation", name="Organization")
         expect(nav.get_by_role("link", name="Billing")).to_have_count(0)
         expect(nav.get_by_role("link", name="Audit log")).to_have_count(0)
-        other.screenshot(path=artifacts_dir / "04-joined-as-member.png", full_page=True)
-
-        nav.get_by_role("link", name="Members").click()
-        expect(other.get_by_text("Read only")).to_be_visible()
-        expect(other.locator("#member-list").get_by_text("admin@globex.test")).to_be_visible()
-        expect(other.get_by_role("button", name="Change role")).to_have_count(0)
-        other.screenshot(path=artifacts_dir / "05-members-read-only.png", full_page=True)
+        # A General Member sees the projects, the org's name and ID; not the members or the org information.
+        expect(nav.get_by_role("link", name="Projects")).to_be_visible()
+        expect(nav.get_by_role("link", name="Members")).to_have_count(0)
+        expect(nav.get_by_role("link", name="Information")).to_have_count(0)
+        expect(other.get_by_text(org.public_id)).to_be_visible()
+        other.screenshot(path=artifacts_dir / "05-joined-as-member.png", full_page=True)
+        assert other.goto(f"{base}/o/{org.public_id}/members/").status == 403
         assert Membership.objects.get(user__email="newbie@example.com").role == Role.MEMBER
         joined = ProjectMembership.objects.filter(user__email="newbie@example.com")
         assert list(joined.values_list("project__name", "role")) == [("Globex API", ProjectRole.ADMIN)]

@@ -76,6 +76,8 @@ def test_admins_keep_both_pages_and_their_links(client_as, acme):
 def test_a_general_member_can_still_leave_the_organization(client_as, acme, membership_of):
     client = client_as("member")
     own = membership_of(client.user, acme)
+    leave_url = reverse("orgs:member_remove", args=[acme.public_id, own.pk])
+    assert leave_url in client.get(reverse("orgs:overview", args=[acme.public_id])).content.decode()
     response = client.get(reverse("orgs:member_remove", args=[acme.public_id, own.pk]))
     assert response.status_code == 200
     assert "Leave Acme?" in response.content.decode()

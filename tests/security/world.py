@@ -78,7 +78,7 @@ def _objects(organization: Organization, admin: User, key_owner: User) -> dict[s
     verification.save()
     entry = ledger_post(organization=organization, kind=LedgerKind.TOPUP, amount=Decimal("25.00"),
                         reference=f"matrix-{organization.public_id}", actor=None).entry
-    request = invoice_request_create(organization=organization, actor=None, kind=InvoiceKind.TOPUP,
+    request = invoice_request_create(organization=organization, actor=admin, kind=InvoiceKind.TOPUP,
                                      ledger_entry=entry, details=DETAILS)
     number = f"INV-{organization.pk}-0001"
     Invoice.objects.create(request=request, organization=organization, number=number, year=2026,

@@ -148,7 +148,7 @@ def test_png_and_jpeg_are_accepted(org, org_admin):
 
 
 def test_a_refused_document_is_refused_by_the_service_too(org, org_admin, media_root):
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         _submit(org, org_admin, SimpleUploadedFile("evil.pdf", b"%PDF-1.4 not really"))
     assert error.value.code == "invalid_document"
     assert _stored_files(media_root) == []

@@ -1,5 +1,6 @@
 """Following an invitation link: anonymous at first, not organization-scoped (the token alone
-identifies the invitation); the visitor signs up or logs in, then accepts."""
+identifies the invitation); the visitor signs up or logs in, then accepts with a click. Logging in
+never joins by itself: a link opened on a shared browser must not enrol whoever signs in next."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from console.http import AuthedHttpRequest, HtmxHttpRequest
 
 from ..exceptions import InvitationInvalid
 from ..invitations import (
-    SESSION_JOINED,
     forget_pending,
     invitation_token_digest,
     mask_email,
@@ -69,9 +69,6 @@ def invitation_open(request: HtmxHttpRequest, token: str) -> HttpResponse:
 @invitation_page
 @require_GET
 def invitation_detail(request: HtmxHttpRequest) -> HttpResponse:
-    joined = request.session.pop(SESSION_JOINED, None)
-    if joined:
-        return redirect("orgs:overview", org_id=joined)
     digest = pending_digest(request.session)
     invitation = invitation_by_digest(digest=digest) if digest else None
     if invitation is None:

@@ -39,12 +39,18 @@ from ..services import (
 
 
 def invitation_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Invitation pages never leak their URL onward and are never cached."""
+    """Invitation pages are never cached, and the link's URL (which holds the token) never leaks onward.
+
+    Only `invitation_open` has the token in its URL: it sends no referrer at all. The pages after it
+    (/invite/, no token) keep "same-origin": Chromium sends `Origin: null` on a form POST from a
+    no-referrer page, which Django's CSRF check refuses, and the Join button must work.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        token_in_url = "token" in kwargs
+        response["Referrer-Policy"] = "no-referrer" if token_in_url else "same-origin"
         response["Cache-Control"] = "no-store"
         return response
 

@@ -35,7 +35,7 @@ from orgs.forms import (
     VerificationRequestForm,
 )
 from orgs.models import Organization
-from orgs.views import _invitation_form
+from orgs.views.members import _invitation_form
 from projects.forms import (
     APIKeyCreateForm,
     APIKeyRollForm,

@@ -249,7 +249,11 @@ def invitation_accept(*, digest: str, user: User) -> Membership:
     organization = invitation.organization
     # The issuer must still be able to grant the role now: a link outlives no removal or demotion,
     # even one that did not pass through membership_remove/membership_role_change.
-    issuer = Membership.objects.filter(organization=organization, user_id=invitation.invited_by_id).first()
+    issuer = (
+        Membership.objects.filter(organization=organization, user_id=invitation.invited_by_id).first()
+        if invitation.invited_by_id is not None
+        else None
+    )
     if not may_grant(issuer.role if issuer else None, invitation.role):
         raise InvitationInvalid
     if not user_has_verified_email(user=user, email=invitation.email):

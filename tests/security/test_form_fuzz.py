@@ -152,7 +152,8 @@ def submissions(fields: dict[str, forms.Field]) -> st.SearchStrategy[dict[str, A
 
 
 uploads = st.builds(
-    lambda head, body, name: SimpleUploadedFile(name or "x", head + body),
+    # Any file name the browser could send ("/" is a path, which the client would not send as a name).
+    lambda head, body, name: SimpleUploadedFile("f" + name.replace("/", "_"), head + body),
     st.sampled_from([b"", b"%PDF-1.7\n", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"MZ"]),
     st.binary(max_size=600),
     st.text(st.characters(blacklist_characters='\r\n"\\', blacklist_categories=("Cs",)), max_size=80),

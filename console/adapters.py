@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from console.services import email_enqueue_message
-from orgs.invitations import SESSION_JOINED, pending_digest, remember_pending
+from orgs.invitations import forget_pending, pending_digest
 from orgs.selectors import invitation_by_digest
 
 
@@ -30,9 +30,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def _invitation_redirect(self, request: HttpRequest) -> str | None:
         # Someone who came through an invitation link goes back to it after logging in or
-        # signing up: the invitation page then shows the organization they joined, or why not.
-        if request.session.get(SESSION_JOINED):
-            return reverse("orgs:invitation")
+        # signing up, where joining takes their click on Accept: logging in never joins by itself.
         digest = pending_digest(request.session)
         if digest and invitation_by_digest(digest=digest) is not None:
             return reverse("orgs:invitation")
@@ -45,9 +43,8 @@ class AccountAdapter(DefaultAccountAdapter):
         return self._invitation_redirect(request) or super().get_signup_redirect_url(request)
 
     def logout(self, request: HttpRequest) -> None:
-        # "Signed in with the wrong account" → sign out → sign in with the invited address:
-        # the pending invitation survives the session flush so the visitor need not find the link again.
-        digest = pending_digest(request.session)
+        # A pending invitation never outlives the session it was opened in: the next person to sign
+        # in on this browser must follow the link themselves (Django's flush drops it too; this
+        # says so whatever the session engine keeps).
+        forget_pending(request.session)
         super().logout(request)
-        if digest:
-            remember_pending(request.session, digest)

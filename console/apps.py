@@ -8,4 +8,7 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Console"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 -- registers the production checks
+        from . import (
+            checks,  # noqa: F401 -- registers the production checks
+            forwarded,  # noqa: F401 -- registers its system check
+        )

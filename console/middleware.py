@@ -6,23 +6,23 @@ from collections.abc import Callable
 
 import structlog
 from django.http import HttpRequest, HttpResponse
-from ipware import get_client_ip
 
 from .context import client_ip
+from .forwarded import client_address
 
 
 class RequestContextMiddleware:
-    """Expose the client's IP to services (audit events) for the duration of a request."""
+    """Expose the client's IP to services (audit events) and the request log for the duration of a
+    request. Forwarded headers count only as far as trusted proxies vouch for them (console.forwarded)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # django-structlog's middleware (earlier in the stack) has already resolved the IP for the
-        # log line; resolving it again would scan every header twice on each call (authorize too).
-        ip = structlog.contextvars.get_contextvars().get("ip")
-        if ip is None:
-            ip, _routable = get_client_ip(request)
+        ip = client_address(request)
+        # django-structlog's own IP (which believes any X-Forwarded-For) is off in settings: this one
+        # goes on the request_finished line instead.
+        structlog.contextvars.bind_contextvars(ip=ip)
         token = client_ip.set(ip)
         try:
             return self.get_response(request)

@@ -1,4 +1,5 @@
-"""The orgs app; it listens to allauth's login signal (orgs/receivers.py)."""
+"""The orgs app. It listens to no signal: joining through an invitation always takes the invitee's
+click on Accept (orgs.views.invitation_link), never a login or signup by itself."""
 
 from __future__ import annotations
 
@@ -8,6 +9,3 @@ from django.apps import AppConfig
 class OrgsConfig(AppConfig):
     name = "orgs"
     verbose_name = "Organizations"
-
-    def ready(self) -> None:
-        from . import receivers  # noqa: F401 -- connects allauth's login signal

@@ -14,7 +14,6 @@ from django.contrib.sessions.backends.base import SessionBase
 
 INVITATION_TOKEN_PREFIX = "inv_"  # noqa: S105 -- a prefix, not a secret  # nosec B105
 SESSION_PENDING = "orgs.invitation_digest"
-SESSION_JOINED = "orgs.invitation_joined_org"
 
 
 @dataclass(frozen=True)

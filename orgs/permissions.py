@@ -108,6 +108,16 @@ def is_last_admin(membership: Membership) -> bool:
     return membership.is_admin and not others.exists()
 
 
+def may_grant(issuer_role: int | None, role: int) -> bool:
+    """May a member with `issuer_role` (None: not a member) hand out `role`, i.e. issue an invitation
+    or keep one alive? Only administrators invite, and nobody grants above their own role."""
+    if issuer_role is None:
+        return False
+    if issuer_role < Role.ADMIN:
+        return False
+    return issuer_role >= role
+
+
 def staff_may(user: User, permission: str) -> bool:
     """Platform staff holding `permission` act from the staff admin where members cannot."""
     return bool(user.is_active and user.is_staff and user.has_perm(permission))

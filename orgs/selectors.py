@@ -191,3 +191,10 @@ def limits_usage(*, organization: Organization) -> list[LimitUsage]:
         )
         for resource in resources
     ]
+
+
+def invitations_issued_by(*, membership: Membership) -> QuerySet[Invitation]:
+    """The pending invitations this member sent: they die when the member is removed or demoted."""
+    return Invitation.objects.pending().filter(
+        organization_id=membership.organization_id, invited_by_id=membership.user_id
+    ).order_by("created_at", "pk")

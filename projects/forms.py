@@ -74,7 +74,7 @@ def parse_percents(text: str) -> list[int]:
         item = part.strip().removesuffix("%").strip()
         if not item:
             continue
-        if not item.isdigit():
+        if not (item.isascii() and item.isdigit()):  # str.isdigit() alone takes "²" and "١٢٣"
             raise forms.ValidationError(f"“{part.strip()}” is not a whole percentage.")
         values.append(int(item))
     try:

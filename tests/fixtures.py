@@ -129,3 +129,46 @@ def page(page):  # type: ignore[no-untyped-def]
     """Playwright's page with a short default timeout: a broken page fails fast, not in 30 s."""
     page.set_default_timeout(10_000)
     return page
+
+
+# Every page reports what its Content-Security-Policy blocked: the browser fires
+# `securitypolicyviolation` and Chromium logs "Refused to ... Content Security Policy". The script
+# below (injected by Playwright, so not itself subject to the policy) turns the event into a
+# console line too, and the journeys fail on either.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + e.sourceFile + ":" + e.lineNumber);
+});
+"""
+
+
+def _is_csp_violation(text: str) -> bool:
+    return text.startswith("CSP violation:") or "Content Security Policy" in text
+
+
+@pytest.fixture
+def csp_violations() -> list[str]:
+    """What the browser reported as blocked by the Content-Security-Policy during the test."""
+    return []
+
+
+@pytest.fixture
+def new_context(new_context, csp_violations):  # type: ignore[no-untyped-def]
+    """Every browser context of a test (`page`'s included) listens for CSP violations; the test
+    fails at teardown if there was any."""
+
+    def make(**kwargs):  # type: ignore[no-untyped-def]
+        context = new_context(**kwargs)
+        context.add_init_script(_CSP_LISTENER)
+        context.on(
+            "console",
+            lambda message: csp_violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
+            if _is_csp_violation(message.text)
+            else None,
+        )
+        return context
+
+    yield make
+    if csp_violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(csp_violations)))

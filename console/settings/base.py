@@ -12,6 +12,7 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE
 
 # Lets generic admin/queryset classes be subscripted at run time (typed with django-stubs).
 django_stubs_ext.monkeypatch()
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "django_structlog",
+    "csp",
     "console",
     "orgs",
     "projects",
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "console.middleware.RequestContextMiddleware",
@@ -86,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.console",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -140,11 +144,37 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Uploaded files are private (verification documents): never served from a public MEDIA_URL.
 MEDIA_URL = "/media-not-served/"
 
+# The client's IP (audit log, request log) comes from X-Forwarded-For only as far as these proxies
+# vouch for it: addresses/CIDRs of your reverse proxies, or the number of proxies in front of the
+# console. Neither (the default) trusts no header and uses the socket's address. See deploy/README.md.
+CONSOLE_TRUSTED_PROXIES = env.list("CONSOLE_TRUSTED_PROXIES", default=[])
+CONSOLE_TRUSTED_PROXY_HOPS = env.int("CONSOLE_TRUSTED_PROXY_HOPS", default=0)
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the <body hx-headers>, not the cookie.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy on every page (django-csp). Scripts come from our origin, or carry the
+# request's nonce ({{ CSP_NONCE }}); never 'unsafe-inline' or eval. Another origin that pages load
+# scripts from (e.g. Stripe.js) is added to CONSOLE_CSP_SCRIPT_SRC, the one list of them.
+# Styles keep 'unsafe-inline' for style="" attributes and htmx's indicator style (not scripts).
+CONSOLE_CSP_SCRIPT_SRC: list[str] = env.list("CONSOLE_CSP_SCRIPT_SRC", default=[])
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE, *CONSOLE_CSP_SCRIPT_SRC],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
@@ -234,6 +264,8 @@ from console.logging import configure_logging  # noqa: E402
 
 LOGGING = configure_logging(json=LOG_JSON, level=LOG_LEVEL)
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
+# django-structlog would log the IP from any X-Forwarded-For; console.middleware binds the vouched one.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 # request_started at DEBUG: one line (request_finished, with the request id) per request at INFO.
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = 10
 

@@ -25,7 +25,7 @@ from ..exceptions import InvitationInvalid
 from ..hooks import invitation_project_choices, invitation_project_roles, run_invitation_accepted_handlers
 from ..invitations import invitation_token_new, mask_email
 from ..models import Invitation, Membership, Organization, Role
-from ..permissions import require_org_admin
+from ..permissions import may_grant, require_org_admin
 from ..selectors import invite_blockers, invited_projects, user_has_verified_email
 
 
@@ -204,6 +204,35 @@ def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
 
 
 @transaction.atomic
+def invitation_revoke_issued_by(
+    *, membership: Membership, actor: User, reason: str, new_role: int | None = None
+) -> int:
+    """Revoke the pending invitations `membership`'s user issued that `new_role` could not grant
+    (None: they are leaving, so all). Called inside membership_remove / membership_role_change, so
+    a member never loses the role while their links keep working. Returns how many."""
+    now = timezone.now()
+    revoked = 0
+    issued = (
+        Invitation.objects.pending()
+        .select_for_update(of=("self",))
+        .filter(organization_id=membership.organization_id, invited_by_id=membership.user_id)
+        .order_by("pk")
+    )
+    for invitation in issued:
+        if may_grant(new_role, invitation.role):
+            continue
+        invitation.revoked_at = now
+        invitation.revoked_by = actor
+        invitation.save(update_fields=["revoked_at", "revoked_by"])
+        audit_record(
+            actor=actor, organization=membership.organization, action="invitation.revoke", target=invitation,
+            before={"email": invitation.email, "status": "pending"}, after={"status": "revoked", "reason": reason},
+        )
+        revoked += 1
+    return revoked
+
+
+@transaction.atomic
 def invitation_accept(*, digest: str, user: User) -> Membership:
     """Join the organization through a pending invitation addressed to one of the user's verified emails.
 
@@ -218,6 +247,15 @@ def invitation_accept(*, digest: str, user: User) -> Membership:
     if invitation is None or not invitation.is_pending:
         raise InvitationInvalid
     organization = invitation.organization
+    # The issuer must still be able to grant the role now: a link outlives no removal or demotion,
+    # even one that did not pass through membership_remove/membership_role_change.
+    issuer = (
+        Membership.objects.filter(organization=organization, user_id=invitation.invited_by_id).first()
+        if invitation.invited_by_id is not None
+        else None
+    )
+    if not may_grant(issuer.role if issuer else None, invitation.role):
+        raise InvitationInvalid
     if not user_has_verified_email(user=user, email=invitation.email):
         raise DomainError(
             f"This invitation was sent to {mask_email(invitation.email)}. "

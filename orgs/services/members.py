@@ -19,6 +19,7 @@ from ..audit import audit_record
 from ..hooks import run_member_demotion_handlers, run_member_removal_handlers
 from ..models import Membership, Organization, Role
 from ..permissions import is_last_admin, require_org_admin
+from .invitations import invitation_revoke_issued_by
 
 
 def membership_touch(*, membership: Membership) -> None:
@@ -47,7 +48,8 @@ def membership_role_change(*, membership: Membership, actor: User, role: int) ->
     """Make a member an admin or the reverse. Nobody grants above their own role; the last admin stays.
 
     A demoted admin loses what only the admin role gave them: the projects app, through orgs.hooks,
-    revokes in the same transaction the keys they made in projects they are not a member of.
+    revokes in the same transaction the keys they made in projects they are not a member of, and the
+    invitations they sent that the new role could not grant are revoked with it.
     """
     organization = Organization.objects.lock(membership.organization_id)
     actor_role = require_org_admin(actor, organization.pk).role
@@ -67,6 +69,10 @@ def membership_role_change(*, membership: Membership, actor: User, role: int) ->
         )
     if demotion:
         run_member_demotion_handlers(membership=membership, actor=actor)
+    invitation_revoke_issued_by(
+        membership=membership, actor=actor, new_role=role,
+        reason=f"{membership.user.email} is no longer an administrator",
+    )
     before = {"user": membership.user.email, "role": membership.get_role_display()}
     membership.role = role
     membership.save(update_fields=["role"])
@@ -94,7 +100,8 @@ def _last_admin_message(membership: Membership, organization: Organization, *, l
 def membership_remove(*, membership: Membership, actor: User) -> None:
     """Remove a member (or let them leave): they leave every project and their API keys die, all at once.
 
-    The projects app joins this transaction through orgs.hooks; the last admin can never go.
+    The projects app joins this transaction through orgs.hooks; the last admin can never go. The
+    invitations they sent that are still pending are revoked in the same transaction.
     """
     organization = Organization.objects.lock(membership.organization_id)
     membership = _lock_membership(membership, organization)
@@ -104,6 +111,10 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
     if is_last_admin(membership):
         raise DomainError(_last_admin_message(membership, organization, leaving=leaving), code="last_admin")
     run_member_removal_handlers(membership=membership, actor=actor)
+    invitation_revoke_issued_by(
+        membership=membership, actor=actor,
+        reason=f"{membership.user.email} {'left' if leaving else 'was removed from'} the organization",
+    )
     audit_record(
         actor=actor,
         organization=organization,

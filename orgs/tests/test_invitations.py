@@ -567,7 +567,7 @@ def test_anonymous_visitor_sees_org_inviter_and_both_ways_in(client, invite, rea
     assert response.status_code == 302 and response["Location"] == reverse("orgs:invitation")
     assert response["Referrer-Policy"] == "no-referrer"
     page = client.get(reverse("orgs:invitation"))
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"  # no token in this URL; the Join form keeps its Origin
     assert page["Cache-Control"] == "no-store"
     body = page.content.decode()
     assert f"Join {ready_org.name}" in body
@@ -632,13 +632,14 @@ def test_logged_in_with_another_address_is_told_which_one_to_use(client, invite)
     assert not Membership.objects.filter(user=bob).exists()
 
 
-def test_signing_out_keeps_the_invitation_for_the_right_account(client, invite, ready_org):
+def test_signing_out_drops_the_invitation(client, invite, ready_org):
+    """Issue 11: a pending invitation never outlives the session (see test_invitation_explicit_accept)."""
     issued = invite("ana@example.com")
     client.force_login(UserFactory(email="bob@example.com"))
     _open(client, issued)
-    response = client.post(reverse("account_logout"), {"next": reverse("orgs:invitation")})
-    assert response["Location"] == reverse("orgs:invitation")
-    assert f"Join {ready_org.name}" in client.get(reverse("orgs:invitation")).content.decode()
+    response = client.post(reverse("account_logout"))
+    assert response["Location"] == reverse("account_login")
+    assert client.get(reverse("orgs:invitation")).status_code == 404
 
 
 def test_already_a_member_is_told_so(client, invite, ready_org):
@@ -651,13 +652,14 @@ def test_already_a_member_is_told_so(client, invite, ready_org):
     assert f"You are already a member of {ready_org.name}." in body
 
 
-def test_login_through_the_link_joins_and_lands_in_the_org(client, invite, ready_org):
+def test_login_through_the_link_leads_back_to_it_and_the_click_joins(client, invite, ready_org):
     issued = invite("ana@example.com")
     UserFactory(email="ana@example.com")
     _open(client, issued)
     response = client.post(reverse("account_login"), {"login": "ana@example.com", "password": TEST_PASSWORD})
     assert response["Location"] == reverse("orgs:invitation")
-    response = client.get(response["Location"])
+    assert not Membership.objects.filter(organization=ready_org, user__email="ana@example.com").exists()
+    response = client.post(reverse("orgs:invitation_accept"))
     assert response["Location"] == reverse("orgs:overview", args=[ready_org.public_id])
     assert Membership.objects.filter(organization=ready_org, user__email="ana@example.com").exists()
     body = client.get(response["Location"]).content.decode()
@@ -670,7 +672,7 @@ def _confirmation_link() -> str:
     return match.group(0)
 
 
-def test_signup_and_email_verification_through_the_link_joins(
+def test_signup_and_email_verification_through_the_link_then_the_click_joins(
     client, invite, ready_org, django_capture_on_commit_callbacks
 ):
     issued = invite("ana@example.com")
@@ -685,7 +687,9 @@ def test_signup_and_email_verification_through_the_link_joins(
         )
     assert not Membership.objects.filter(user__email="ana@example.com").exists()  # not before verification
     response = client.post(_confirmation_link(), follow=True)
-    assert response.redirect_chain[-1][0] == reverse("orgs:overview", args=[ready_org.public_id])
+    assert response.redirect_chain[-1][0] == reverse("orgs:invitation")  # signed in; joining takes the click
+    assert not Membership.objects.filter(user__email="ana@example.com").exists()
+    client.post(reverse("orgs:invitation_accept"))
     assert Membership.objects.get(user__email="ana@example.com").role == Role.MEMBER
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -9,6 +10,8 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from PIL import Image
+from pypdf import PdfWriter
 
 from console.errors import DomainError
 from console.tests.factories import UserFactory
@@ -18,8 +21,25 @@ from orgs.services import verification_approve, verification_reject, verificatio
 
 pytestmark = pytest.mark.django_db
 
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def _pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _image(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(out, format=fmt)
+    return out.getvalue()
+
+
+PDF = _pdf()
+PNG = _image("PNG")
+JPEG = _image("JPEG")
 
 
 @pytest.fixture(autouse=True)
@@ -92,11 +112,17 @@ def test_admin_submits_a_request_and_the_org_turns_pending(client_as, org, media
         ("fake.pdf", b"MZ\x90\x00 this is an executable", "Upload a PDF, PNG or JPEG file."),
         ("notes.txt", b"hello", "Upload a PDF, PNG or JPEG file."),
         ("empty.pdf", b"", "The submitted file is empty."),
-        ("big.pdf", PDF + b"0" * 2048, "The file is larger than"),
+        ("big.pdf", PDF + b"0" * 4096, "The file is larger than"),
+        # The review's reproduction: a name that claims HTML, content that starts like a PDF.
+        ('evil".html', b"%PDF-1.4\n<script>alert(1)</script>", "is named “….html” but it is a PDF file"),
+        ("evil.pdf", b"%PDF-1.4\n<html><script>alert(1)</script></html>", "not a readable PDF document"),
+        ("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, "does not decode as one"),
+        ("scan.jpg", JPEG[:200], "does not decode as one"),
+        ("scan.png", JPEG, "is named “….png” but it is a JPG file"),
     ],
 )
 def test_bad_documents_are_refused_and_nothing_is_stored(client_as, org, media_root, settings, name, content, message):
-    settings.CONSOLE_VERIFICATION_MAX_BYTES = 1024
+    settings.CONSOLE_VERIFICATION_MAX_BYTES = len(PDF) + 1024
     response = client_as("admin").post(_url(org), _form(SimpleUploadedFile(name, content)))
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -117,8 +143,15 @@ def test_png_and_jpeg_are_accepted(org, org_admin):
     request = _submit(org, org_admin, SimpleUploadedFile("scan.png", PNG))
     assert request.document_content_type == "image/png"
     verification_reject(request=request, actor=None, reason="Blurry")
-    jpeg = SimpleUploadedFile("scan.jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 32)
+    jpeg = SimpleUploadedFile("scan.jpeg", JPEG)
     assert _submit(org, org_admin, jpeg).document_content_type == "image/jpeg"
+
+
+def test_a_refused_document_is_refused_by_the_service_too(org, org_admin, media_root):
+    with pytest.raises(DomainError) as error:
+        _submit(org, org_admin, SimpleUploadedFile("evil.pdf", b"%PDF-1.4 not really"))
+    assert error.value.code == "invalid_document"
+    assert _stored_files(media_root) == []
 
 
 def test_second_open_request_is_refused_and_its_file_removed(org, org_admin, media_root):
@@ -276,7 +309,9 @@ def test_document_is_served_only_to_staff_and_org_admins(client_as, client, org,
     response = viewer.get(reverse("orgs:verification_document", args=[org.public_id, request.pk]))
     assert response.status_code == status
     if status == 200:
-        assert response["Content-Disposition"] == 'attachment; filename="certificate.pdf"'
+        # A generated name with the detected type's extension, never the uploader's.
+        expected = f'attachment; filename="verification-{org.public_id}-{request.pk}.pdf"'
+        assert response["Content-Disposition"] == expected
         assert response["Content-Type"] == "application/pdf"
         assert "sandbox" in response["Content-Security-Policy"]
         assert b"".join(response.streaming_content) == PDF
@@ -306,3 +341,12 @@ def test_limits_table_shows_usage_and_allowance(client_as, org, monkeypatch):
     text = " ".join(client_as("member").get(_url(org)).content.decode().split())
     assert '<td>Projects</td> <td class="num">0</td> <td class="num">50</td>' in text
     assert '<td>API keys</td> <td class="num">0</td> <td class="num">250</td>' in text
+
+
+def test_an_image_downloads_under_a_generated_name_with_its_own_extension(client_as, org):
+    client = client_as("admin")
+    request = _submit(org, client.user, SimpleUploadedFile('scan"; x=.png', PNG))
+    response = client.get(reverse("orgs:verification_document", args=[org.public_id, request.pk]))
+    assert response["Content-Disposition"] == f'attachment; filename="verification-{org.public_id}-{request.pk}.png"'
+    assert response["Content-Type"] == "image/png"
+    assert request.document_name == 'scan"; x=.png'  # kept as text for staff to read, escaped on pages

@@ -1,5 +1,6 @@
 """Following an invitation link: anonymous at first, not organization-scoped (the token alone
-identifies the invitation); the visitor signs up or logs in, then accepts."""
+identifies the invitation); the visitor signs up or logs in, then accepts with a click. Logging in
+never joins by itself: a link opened on a shared browser must not enrol whoever signs in next."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from console.http import AuthedHttpRequest, HtmxHttpRequest
 
 from ..exceptions import InvitationInvalid
 from ..invitations import (
-    SESSION_JOINED,
     forget_pending,
     invitation_token_digest,
     mask_email,
@@ -39,12 +39,18 @@ from ..services import (
 
 
 def invitation_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Invitation pages never leak their URL onward and are never cached."""
+    """Invitation pages are never cached, and the link's URL (which holds the token) never leaks onward.
+
+    Only `invitation_open` has the token in its URL: it sends no referrer at all. The pages after it
+    (/invite/, no token) keep "same-origin": Chromium sends `Origin: null` on a form POST from a
+    no-referrer page, which Django's CSRF check refuses, and the Join button must work.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        token_in_url = "token" in kwargs
+        response["Referrer-Policy"] = "no-referrer" if token_in_url else "same-origin"
         response["Cache-Control"] = "no-store"
         return response
 
@@ -69,9 +75,6 @@ def invitation_open(request: HtmxHttpRequest, token: str) -> HttpResponse:
 @invitation_page
 @require_GET
 def invitation_detail(request: HtmxHttpRequest) -> HttpResponse:
-    joined = request.session.pop(SESSION_JOINED, None)
-    if joined:
-        return redirect("orgs:overview", org_id=joined)
     digest = pending_digest(request.session)
     invitation = invitation_by_digest(digest=digest) if digest else None
     if invitation is None:

@@ -39,6 +39,7 @@ from ..permissions import (
 from ..selectors import (
     invitation_rows,
     invitations_for_organization,
+    invitations_issued_by,
     invite_blockers,
     members_for_organization,
 )
@@ -106,9 +107,10 @@ def _render_members(request: AuthedHttpRequest, context: dict[str, Any], *, stat
 @login_required
 @require_GET
 def members(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
-    membership = access_organization(request.user, org_id)
+    # Everyone's email, 2FA state and last login: for administrators only (General Members: 403).
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
     context = _members_context(request, membership)
-    if request.htmx and membership.is_admin:  # the invitation list's filter and pages
+    if request.htmx:  # the invitation list's filter and pages
         return render(request, "orgs/members.html#invitation-list", context)
     return render(request, "orgs/members.html", context)
 
@@ -176,8 +178,9 @@ def member_role_change(request: AuthedHttpRequest, org_id: str, membership_id: i
     form = RoleChangeForm(request.POST)
     if form.is_valid() and target.is_demotion(form.cleaned_data["role"]):
         impact = member_demotion_impact(membership=target)
-        if impact.api_keys and not request.POST.get("confirmed"):
-            # Demoting revokes keys: say which before anything changes (the password comes after).
+        invitations = list(invitations_issued_by(membership=target))  # a General Member invites no one
+        if (impact.api_keys or invitations) and not request.POST.get("confirmed"):
+            # Demoting revokes keys and invitations: say which before anything changes (the password comes after).
             context = {
                 "membership": own,
                 "org": own.organization,
@@ -186,6 +189,7 @@ def member_role_change(request: AuthedHttpRequest, org_id: str, membership_id: i
                 "role": form.cleaned_data["role"],
                 "role_label": Role(form.cleaned_data["role"]).label,
                 "impact": impact,
+                "invitations": invitations,
             }
             return render(request, "orgs/member_role_confirm.html", context)
     return _member_role_change(request, target=target)
@@ -218,6 +222,7 @@ def member_remove(request: AuthedHttpRequest, org_id: str, membership_id: int) -
         "target": target,
         "leaving": target.pk == own.pk,
         "impact": member_removal_impact(membership=target),
+        "invitations": invitations_issued_by(membership=target),
         "last_admin": is_last_admin(target),
     }
     return render(request, "orgs/member_remove.html", context)

@@ -12,6 +12,7 @@ from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
 from console.paging import paginate
 
+from ..documents import document_download_name
 from ..forms import (
     AuditFilterForm,
     ContactSalesForm,
@@ -64,10 +65,10 @@ def organization_overview(request: AuthedHttpRequest, org_id: str) -> HttpRespon
 @login_required
 @require_http_methods(["GET", "POST"])
 def organization_information(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
-    membership = access_organization(request.user, org_id)
+    # Legal address, tax number, registered email: for administrators only (General Members: 403).
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
     organization = membership.organization
     if request.method == "POST":
-        membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
         form = OrganizationInformationForm(request.POST)
         if form.is_valid():
             organization = organization_update(organization=organization, actor=request.user, data=form.cleaned_data)
@@ -127,7 +128,7 @@ def verification_document(request: AuthedHttpRequest, org_id: str, request_id: i
     response = FileResponse(
         verification.document.open("rb"),
         as_attachment=True,
-        filename=verification.document_name,
+        filename=document_download_name(verification),  # never the uploader's name
         content_type=verification.document_content_type,
     )
     # A document is never rendered in the console's origin, nor cached by a shared proxy.

@@ -291,6 +291,9 @@ def test_project_admin_saves_limits(org, project, login_as):
         ("monthly_notify_percents", "0", "0 % is not between 1 and 100."),
         ("daily_notify_percents", "50, 101", "101 % is not between 1 and 100."),
         ("daily_notify_percents", "50, lots", "“lots” is not a whole percentage."),
+        # Found by the form fuzzing: str.isdigit() takes superscripts and other scripts' digits (was a 500).
+        ("daily_notify_percents", "²", "“²” is not a whole percentage."),
+        ("monthly_notify_percents", "\u0665\u0660", "is not a whole percentage."),  # Arabic-Indic 50
         ("monthly_notify_percents", ",".join(str(i) for i in range(1, 12)), "at most 10"),
     ],
 )

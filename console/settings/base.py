@@ -272,3 +272,33 @@ CONSOLE_RATE_TIERS = [
 CONSOLE_VERIFICATION_MAX_BYTES = env.int("CONSOLE_VERIFICATION_MAX_BYTES", default=10 * 1024 * 1024)
 # Contact Sales submissions allowed per user in a rolling hour.
 CONSOLE_CONTACT_SALES_PER_HOUR = env.int("CONSOLE_CONTACT_SALES_PER_HOUR", default=5)
+
+# --- Card payments (Stripe) ------------------------------------------------------------------------
+# All three keys set: org admins pay by card. STRIPE_API_BASE points the library and the page's
+# Stripe.js at another server (localstripe, which serves its stand-in at <base>/js.stripe.com/v3/).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+_STRIPE_IS_STRIPE = STRIPE_API_BASE == "https://api.stripe.com"
+STRIPE_JS_URL = "https://js.stripe.com/v3/" if _STRIPE_IS_STRIPE else f"{STRIPE_API_BASE}/js.stripe.com/v3/"
+# The one value a Content-Security-Policy needs for Stripe.js: the origins per directive (Stripe's
+# own: the script and its frames from js.stripe.com, 3-D Secure frames from hooks.stripe.com, calls to
+# api.stripe.com; a stand-in such as localstripe: its own origin for all three).
+STRIPE_CSP_SOURCES: dict[str, list[str]] = (
+    {
+        "script-src": ["https://js.stripe.com"],
+        "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+        "connect-src": ["https://api.stripe.com"],
+    }
+    if _STRIPE_IS_STRIPE
+    else {"script-src": [STRIPE_API_BASE], "frame-src": [STRIPE_API_BASE], "connect-src": [STRIPE_API_BASE]}
+)
+# Add funds: the amounts offered, and the smallest and largest card top-up (currency units).
+CONSOLE_TOPUP_PRESETS = [Decimal(v) for v in env.list("CONSOLE_TOPUP_PRESETS", default=["10", "25", "50", "100"])]
+CONSOLE_TOPUP_MIN = Decimal(env.str("CONSOLE_TOPUP_MIN", default="5"))
+CONSOLE_TOPUP_MAX = Decimal(env.str("CONSOLE_TOPUP_MAX", default="5000"))
+# Auto-recharge: at most this much charged automatically per organization and UTC day.
+CONSOLE_AUTO_RECHARGE_DAILY_CAP = Decimal(env.str("CONSOLE_AUTO_RECHARGE_DAILY_CAP", default="1000"))
+# Consecutive declined automatic charges after which auto-recharge turns itself off.
+CONSOLE_AUTO_RECHARGE_MAX_FAILURES = env.int("CONSOLE_AUTO_RECHARGE_MAX_FAILURES", default=3)

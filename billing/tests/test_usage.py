@@ -11,9 +11,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.selectors import usage as usage_selectors
 from billing.api import usage_report
 from billing.models import UsageRollup
+from billing.selectors import usage as usage_selectors
 from billing.selectors.usage import organization_usage, project_usage
 from billing.services.rollups import usage_aggregate
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key, usage_event

@@ -10,12 +10,12 @@ from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
 from console.pdf import render_pdf
 from orgs.models import Membership, Role
@@ -40,11 +40,6 @@ def _stripe_context() -> dict[str, Any]:
     return {"stripe_js_url": settings.STRIPE_JS_URL, "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY}
 
 
-def _errors(exc: ValidationError) -> str:
-    return " ".join(m for messages_ in exc.message_dict.values() for m in messages_) if hasattr(
-        exc, "error_dict") else " ".join(exc.messages)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def add_funds(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
@@ -64,8 +59,8 @@ def _add_funds_card_step(request: AuthedHttpRequest, *, membership: Membership) 
         try:
             amount = topup_amount_clean(form.cleaned_data["amount"])
             setup_id, client_secret = card_setup_start(organization=organization, actor=request.user, off_session=False)
-        except ValidationError as exc:
-            form.add_error("custom", _errors(exc))
+        except DomainError as exc:
+            form.add_error("custom", exc.message)
         else:
             context.update(step="card", amount=amount, client_secret=client_secret, setup_intent_id=setup_id,
                            **_stripe_context())
@@ -87,8 +82,8 @@ def _add_funds_pay(request: AuthedHttpRequest, *, membership: Membership) -> Jso
         amount = topup_amount_clean(request.POST.get("amount", ""))
         result = card_topup_pay(organization=organization, actor=request.user, amount=amount,
                                 setup_intent_id=request.POST.get("setup_intent", ""))
-    except ValidationError as exc:
-        return JsonResponse({"error": _errors(exc)}, status=200)
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message, "code": exc.code})
     status_url = reverse("billing:payment_status", kwargs={"org_id": organization.public_id,
                                                            "payment_id": result.payment.pk})
     if result.payment.status == PaymentStatus.FAILED:
@@ -155,10 +150,8 @@ def _auto_recharge_update(request: AuthedHttpRequest, *, membership: Membership)
         try:
             auto_recharge_update(organization=membership.organization, actor=request.user, enabled=data["enabled"],
                                  threshold=Decimal(data["threshold"]), amount=Decimal(data["amount"]))
-        except ValidationError as exc:
-            for field_name, errors in exc.message_dict.items():
-                for error in errors:
-                    form.add_error(field_name if field_name in form.fields else None, error)
+        except DomainError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, "Auto-recharge settings saved.")
             return redirect("billing:auto_recharge", org_id=membership.organization.public_id)
@@ -193,8 +186,8 @@ def _auto_recharge_card_confirm(request: AuthedHttpRequest, *, membership: Membe
     try:
         profile = auto_recharge_card_save(organization=membership.organization, actor=request.user,
                                           setup_intent_id=request.POST.get("setup_intent", ""))
-    except ValidationError as exc:
-        return JsonResponse({"error": _errors(exc)})
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message, "code": exc.code})
     messages.success(request, f"Card saved: {profile.card_brand.title()} •••• {profile.card_last4}.")
     return JsonResponse({"redirect": reverse("billing:auto_recharge",
                                              kwargs={"org_id": membership.organization.public_id})})

@@ -61,14 +61,15 @@ def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
     if request.htmx:
         return render(request, "billing/overview.html#ledger-table", context)
+    summary = billing_summary(organization=organization)
     context.update(
-        summary=billing_summary(organization=organization),
+        summary=summary,
         prices=prices_in_force(),
         invoice_requests=invoice_requests_for(organization=organization)[:INVOICES_SHOWN],
         sales_email=settings.CONSOLE_SALES_EMAIL,
         **payments_summary(organization=organization),
     )
-    context["runway"] = runway_forecast(organization_id=organization.pk, balance=context["summary"].balance)
+    context["runway"] = runway_forecast(organization_id=organization.pk, balance=summary.balance)
     return render(request, "billing/overview.html", context)
 
 

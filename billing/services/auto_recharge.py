@@ -16,11 +16,11 @@ from decimal import Decimal
 import stripe
 import structlog
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 from console.services import absolute_url, email_enqueue
 from orgs.models import Membership, Organization, Role
@@ -103,13 +103,13 @@ def auto_recharge_update(
         errors["threshold"] = f"Enter an amount from 0.00 to {format_money(settings.CONSOLE_TOPUP_MAX)}."
     try:
         amount = topup_amount_clean(amount)
-    except ValidationError as exc:
-        errors["amount"] = exc.message_dict["amount"][0]
+    except DomainError as exc:
+        errors["amount"] = exc.message
     profile = PaymentProfile.objects.select_for_update().get(pk=payment_profile(organization.pk).pk)
     if enabled and not profile.has_card:
         errors["enabled"] = "Save a card first: auto-recharge charges the saved card."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_auto_recharge", field_errors=errors)
     before = {"enabled": profile.auto_recharge_enabled, "threshold": str(profile.auto_recharge_threshold),
               "amount": str(profile.auto_recharge_amount)}
     if enabled and not profile.auto_recharge_enabled:

@@ -15,10 +15,10 @@ from typing import Any
 import stripe
 import structlog
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from console.errors import DomainError, Forbidden
 from console.models import User
 from console.services import absolute_url, email_enqueue
 from orgs.models import Membership, Organization, Role
@@ -51,7 +51,7 @@ class PaymentSubmitResult:
 def require_org_admin(*, organization: Organization, actor: User) -> None:
     """Services re-check the actor's right: paying and card settings are for org admins."""
     if not Membership.objects.filter(organization=organization, user=actor, role__gte=Role.ADMIN).exists():
-        raise PermissionDenied("Only organization admins manage payments.")
+        raise Forbidden("Only organization admins manage payments.")
 
 
 def topup_amount_clean(value: object) -> Decimal:
@@ -59,12 +59,15 @@ def topup_amount_clean(value: object) -> Decimal:
     try:
         amount = Decimal(str(value).strip().lstrip("$").replace(",", ""))
     except (InvalidOperation, ValueError):
-        raise ValidationError({"amount": "Enter an amount such as 25 or 25.50."}) from None
+        raise DomainError("Enter an amount such as 25 or 25.50.", code="invalid_amount", field="amount") from None
     low, high = settings.CONSOLE_TOPUP_MIN, settings.CONSOLE_TOPUP_MAX
     if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise ValidationError({"amount": "Enter an amount with at most 2 decimal places."})
+        raise DomainError("Enter an amount with at most 2 decimal places.", code="invalid_amount", field="amount")
     if amount < low or amount > high:
-        raise ValidationError({"amount": f"Enter an amount from {format_money(low)} to {format_money(high)}."})
+        raise DomainError(
+            f"Enter an amount from {format_money(low)} to {format_money(high)}.", code="amount_out_of_range",
+            field="amount",
+        )
     return amount
 
 
@@ -97,14 +100,13 @@ def card_setup_start(*, organization: Organization, actor: User, off_session: bo
     the card the admin types; the card never reaches this server."""
     require_org_admin(organization=organization, actor=actor)
     customer = stripe_customer_ensure(organization=organization)
-    intent = stripe_client().v1.setup_intents.create(
-        params={
-            "customer": customer,
-            "usage": "off_session" if off_session else "on_session",
-            "payment_method_types": ["card"],
-            "metadata": {"organization_id": organization.public_id},
-        }
-    )
+    params: Any = {
+        "customer": customer,
+        "usage": "off_session" if off_session else "on_session",
+        "payment_method_types": ["card"],
+        "metadata": {"organization_id": organization.public_id},
+    }
+    intent = stripe_client().v1.setup_intents.create(params=params)
     return intent.id, intent.client_secret or ""
 
 
@@ -120,14 +122,16 @@ def card_from_setup(*, organization: Organization, setup_intent_id: str) -> Setu
     """The card of a confirmed SetupIntent, checked to belong to this organization's customer."""
     profile = payment_profile(organization.pk)
     if not setup_intent_id.startswith("seti_") or not profile.stripe_customer_id:
-        raise ValidationError("This card form has expired. Reload the page and enter the card again.")
+        raise DomainError("This card form has expired. Reload the page and enter the card again.", code="setup_expired")
     client = stripe_client()
     try:
         intent = client.v1.setup_intents.retrieve(setup_intent_id)
     except stripe.InvalidRequestError:
-        raise ValidationError("This card form has expired. Reload the page and enter the card again.") from None
+        raise DomainError(
+            "This card form has expired. Reload the page and enter the card again.", code="setup_expired"
+        ) from None
     if intent.customer != profile.stripe_customer_id or intent.status != "succeeded" or not intent.payment_method:
-        raise ValidationError("The card was not confirmed. Enter it again.")
+        raise DomainError("The card was not confirmed. Enter it again.", code="card_not_confirmed")
     method_id = intent.payment_method if isinstance(intent.payment_method, str) else intent.payment_method.id
     method = client.v1.payment_methods.retrieve(method_id)
     card = method.card
@@ -183,15 +187,15 @@ def payment_intent_submit(
         if payment is None:  # submitted meanwhile (or being submitted right now)
             return PaymentSubmitResult(payment=CardPayment.objects.get(pk=payment_id))
         organization = payment.organization
-        params: dict[str, Any] = {
+        params: Any = {
             "amount": to_minor_units(payment.amount),
             "currency": payment.currency.lower(),
             "customer": payment_profile(organization.pk).stripe_customer_id,
             "payment_method": payment_method_id,
             "payment_method_types": ["card"],
             "confirm": True,
-            "description": f"{payment.get_kind_display()} for {organization.name} ({organization.public_id})",
-            "metadata": {"organization_id": organization.public_id, "console_payment_id": str(payment.pk)},
+            "metadata": {"organization_id": organization.public_id, "console_payment_id": str(payment.pk),
+                         "kind": payment.kind},
         }
         if off_session:
             params["off_session"] = True
@@ -357,7 +361,7 @@ def charge_refunded(*, charge: dict[str, Any]) -> str:
     try:
         ledger_post(organization=organization, kind=LedgerKind.REFUND, amount=delta, reference=reference,
                     actor=None, memo=memo)
-    except ValidationError:
+    except DomainError:
         # Spent meanwhile: the money went back to the card all the same, so the balance goes below
         # zero by an adjustment (a refund row may not exceed the balance).
         ledger_post(organization=organization, kind=LedgerKind.ADJUSTMENT, amount=-delta, reference=reference,
@@ -376,18 +380,23 @@ def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -
     """Staff refund part or all of a card top-up at Stripe; the ledger's refund row follows with
     `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds."""
     if not actor.is_staff:
-        raise PermissionDenied("Only staff refund payments.")
+        raise Forbidden("Only staff refund payments.")
     payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
     if payment.status != PaymentStatus.SUCCEEDED:
-        raise ValidationError({"amount": "Only a credited card payment can be refunded."})
+        raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
     if amount <= 0 or amount != amount.quantize(CENT):
-        raise ValidationError({"amount": "Enter an amount greater than zero with at most 2 decimal places."})
+        raise DomainError(
+            "Enter an amount greater than zero with at most 2 decimal places.", code="invalid_amount", field="amount"
+        )
     if amount > payment.refundable:
         left = format_money(payment.refundable)
-        raise ValidationError({"amount": f"At most {left} of this payment is left to refund."})
+        raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
     account = BillingAccount.objects.select_for_update().get(organization=payment.organization)
     if amount > account.balance:
-        raise ValidationError({"amount": f"A refund cannot exceed the balance ({format_money(account.balance)})."})
+        raise DomainError(
+            f"A refund cannot exceed the balance ({format_money(account.balance)}).", code="refund_exceeds_balance",
+            field="amount",
+        )
     requested = max(payment.refund_requested, payment.amount_refunded) + amount
     try:
         refund = stripe_client().v1.refunds.create(
@@ -396,7 +405,9 @@ def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -
             options={"idempotency_key": f"refund:{payment.payment_intent_id}:{to_minor_units(requested)}"},
         )
     except stripe.StripeError as exc:
-        raise ValidationError({"amount": f"Stripe refused the refund: {exc.user_message or exc}"}) from None
+        raise DomainError(
+            f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_refused", field="amount"
+        ) from None
     payment.refund_requested = requested
     payment.save(update_fields=["refund_requested"])
     audit_record(

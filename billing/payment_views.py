@@ -41,10 +41,12 @@ def _stripe_context() -> dict[str, Any]:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_GET
 def add_funds(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    """The amount form (a GET form); with an amount, the card step. The card step starts a
+    SetupIntent for the card form, so it asks for the password first (and comes back here)."""
     membership = _admin(request, org_id)
-    if request.method == "POST":
+    if "preset" in request.GET or "custom" in request.GET:
         return _add_funds_card_step(request, membership=membership)
     context = {"membership": membership, "org": membership.organization, "form": AddFundsForm(), "step": "amount"}
     return render(request, "billing/add_funds.html", context)
@@ -53,7 +55,7 @@ def add_funds(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 @reauthentication_required
 def _add_funds_card_step(request: AuthedHttpRequest, *, membership: Membership) -> HttpResponse:
     organization = membership.organization
-    form = AddFundsForm(request.POST)
+    form = AddFundsForm(request.GET)
     context: dict[str, Any] = {"membership": membership, "org": organization, "form": form, "step": "amount"}
     if form.is_valid():
         try:
@@ -139,6 +141,8 @@ def auto_recharge(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     membership = _admin(request, org_id)
     if request.method == "POST":
         return _auto_recharge_update(request, membership=membership)
+    if request.GET.get("add_card"):
+        return _auto_recharge_card(request, membership=membership)
     return _auto_recharge_page(request, membership)
 
 
@@ -158,16 +162,9 @@ def _auto_recharge_update(request: AuthedHttpRequest, *, membership: Membership)
     return _auto_recharge_page(request, membership, form=form)
 
 
-@login_required
-@require_POST
-def auto_recharge_card(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
-    """Step one of saving a card: a SetupIntent and the card form."""
-    membership = _admin(request, org_id)
-    return _auto_recharge_card(request, membership=membership)
-
-
 @reauthentication_required
 def _auto_recharge_card(request: AuthedHttpRequest, *, membership: Membership) -> HttpResponse:
+    """Step one of saving a card (`?add_card=1`): a SetupIntent and the card form."""
     setup_id, client_secret = card_setup_start(organization=membership.organization, actor=request.user,
                                                off_session=True)
     return _auto_recharge_page(request, membership, card_step=True, client_secret=client_secret,

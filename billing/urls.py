@@ -19,7 +19,6 @@ urlpatterns = [
     path("o/<str:org_id>/billing/payments/<int:payment_id>/", payment_views.payment_status, name="payment_status"),
     path("o/<str:org_id>/billing/receipts/<str:intent_id>.pdf", payment_views.receipt_download, name="receipt"),
     path("o/<str:org_id>/billing/auto-recharge/", payment_views.auto_recharge, name="auto_recharge"),
-    path("o/<str:org_id>/billing/auto-recharge/card/", payment_views.auto_recharge_card, name="auto_recharge_card"),
     path("o/<str:org_id>/billing/auto-recharge/card/confirm/", payment_views.auto_recharge_card_confirm,
          name="auto_recharge_card_confirm"),
     path("o/<str:org_id>/billing/auto-recharge/card/remove/", payment_views.auto_recharge_card_delete,

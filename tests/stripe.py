@@ -27,8 +27,8 @@ import stripe
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-WEBHOOK_SECRET = "whsec_test_console"  # noqa: S105 (a test value)
-SECRET_KEY = "sk_test_console"  # noqa: S105
+WEBHOOK_SECRET = "whsec_test_console"
+SECRET_KEY = "sk_test_console"
 PUBLISHABLE_KEY = "pk_test_console"
 
 
@@ -92,7 +92,7 @@ def make_event(event_type: str, obj: dict[str, Any], *, event_id: str = "evt_tes
 
 @pytest.fixture(scope="session")
 def localstripe_server() -> Iterator[FakeStripe]:
-    process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+    process = subprocess.Popen(
         [sys.executable, "-m", "tests.localstripe_server", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

@@ -46,7 +46,7 @@ def credit(fake: FakeStripe, payment: CardPayment) -> None:
 @pytest.mark.django_db
 def test_saving_a_card_through_the_page(org, client_as, reauthenticate, stripe_fake):
     client = reauthenticate(client_as("admin"))
-    page = client.post(reverse("billing:auto_recharge_card", kwargs={"org_id": org.public_id}))
+    page = client.get(reverse("billing:auto_recharge", kwargs={"org_id": org.public_id}), {"add_card": "1"})
     assert page.status_code == 200 and 'id="card-form"' in page.content.decode()
     setup = stripe_fake.confirm_setup(page.context["setup_intent_id"], page.context["client_secret"])
     assert setup["status"] == "succeeded"
@@ -66,10 +66,12 @@ def test_saving_a_card_through_the_page(org, client_as, reauthenticate, stripe_f
 @pytest.mark.django_db
 def test_changing_auto_recharge_asks_for_the_password_again(org, client_as, stripe_fake):
     client = client_as("admin")
-    for name in ("billing:auto_recharge", "billing:auto_recharge_card", "billing:auto_recharge_card_remove"):
+    for name in ("billing:auto_recharge", "billing:auto_recharge_card_confirm", "billing:auto_recharge_card_remove"):
         response = client.post(reverse(name, kwargs={"org_id": org.public_id}),
                                {"enabled": "on", "threshold": "10", "amount": "25"})
         assert response.status_code == 302 and response["Location"].startswith(reverse("account_reauthenticate"))
+    adding = client.get(reverse("billing:auto_recharge", kwargs={"org_id": org.public_id}), {"add_card": "1"})
+    assert adding.status_code == 302 and adding["Location"].startswith(reverse("account_reauthenticate"))
     assert not PaymentProfile.objects.filter(organization=org, auto_recharge_enabled=True).exists()
 
 

@@ -36,7 +36,7 @@ def admin_client(client_as: Any, reauthenticate: Any) -> Client:
 
 
 def start_card_step(client: Client, org: Organization, **data: str) -> Any:
-    return client.post(reverse("billing:add_funds", kwargs={"org_id": org.public_id}), data)
+    return client.get(reverse("billing:add_funds", kwargs={"org_id": org.public_id}), data)
 
 
 def pay(client: Client, org: Organization, fake: FakeStripe, *, amount: str = "10.00", card: str = CARD_OK) -> Any:
@@ -199,7 +199,7 @@ def test_a_payment_of_another_organization_is_not_credited_here(org, admin_clien
     ({"custom": "1"}, "Enter an amount from $5.00 to $5,000.00."),
     ({"custom": "10.001"}, "at most 2 decimal places"),
     ({"custom": "ten"}, "Enter an amount such as 25"),
-    ({}, "Pick an amount or enter one."),
+    ({"custom": ""}, "Pick an amount or enter one."),
 ])
 def test_bad_amounts_get_a_message_and_create_nothing(org, admin_client, stripe_fake, data, message):
     response = start_card_step(admin_client, org, **data)

@@ -99,14 +99,24 @@ def card_setup_start(*, organization: Organization, actor: User, off_session: bo
     """A SetupIntent for the card form: (its id, its client secret). Stripe.js confirms it with
     the card the admin types; the card never reaches this server."""
     require_org_admin(organization=organization, actor=actor)
-    customer = stripe_customer_ensure(organization=organization)
+    try:
+        customer = stripe_customer_ensure(organization=organization)
+    except stripe.StripeError as exc:
+        logger.warning("stripe_unreachable", error=str(exc))
+        raise DomainError("Card payments are unavailable right now. Try again in a few minutes.",
+                          code="payments_unavailable") from None
     params: Any = {
         "customer": customer,
         "usage": "off_session" if off_session else "on_session",
         "payment_method_types": ["card"],
         "metadata": {"organization_id": organization.public_id},
     }
-    intent = stripe_client().v1.setup_intents.create(params=params)
+    try:
+        intent = stripe_client().v1.setup_intents.create(params=params)
+    except stripe.StripeError as exc:
+        logger.warning("stripe_unreachable", error=str(exc))
+        raise DomainError("Card payments are unavailable right now. Try again in a few minutes.",
+                          code="payments_unavailable") from None
     return intent.id, intent.client_secret or ""
 
 
@@ -130,10 +140,17 @@ def card_from_setup(*, organization: Organization, setup_intent_id: str) -> Setu
         raise DomainError(
             "This card form has expired. Reload the page and enter the card again.", code="setup_expired"
         ) from None
+    except stripe.StripeError:
+        raise DomainError("Card payments are unavailable right now. Nothing was charged; try again later.",
+                          code="payments_unavailable") from None
     if intent.customer != profile.stripe_customer_id or intent.status != "succeeded" or not intent.payment_method:
         raise DomainError("The card was not confirmed. Enter it again.", code="card_not_confirmed")
     method_id = intent.payment_method if isinstance(intent.payment_method, str) else intent.payment_method.id
-    method = client.v1.payment_methods.retrieve(method_id)
+    try:
+        method = client.v1.payment_methods.retrieve(method_id)
+    except stripe.StripeError:
+        raise DomainError("Card payments are unavailable right now. Nothing was charged; try again later.",
+                          code="payments_unavailable") from None
     card = method.card
     return SetupCard(
         payment_method_id=method_id,

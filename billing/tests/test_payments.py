@@ -240,3 +240,20 @@ def test_with_stripe_keys_the_billing_page_offers_add_funds_and_loads_no_script_
     assert "js.stripe.com" not in page  # Stripe.js is loaded by the card step only
     card_step = start_card_step(admin_client, org, preset="10.00").content.decode()
     assert f'src="{stripe_fake.base}/js.stripe.com/v3/"' in card_step
+
+
+@pytest.mark.parametrize(("role", "status"), [("admin", 200), ("member", 404), ("outsider", 404)])
+def test_receipts_are_for_the_organizations_admins(org, admin_client, client_as, stripe_fake, role, status):
+    pay(admin_client, org, stripe_fake)
+    payment = CardPayment.objects.get(organization=org)
+    deliver_succeeded(admin_client, stripe_fake, payment)
+    client = admin_client if role == "admin" else client_as(role)
+    url = reverse("billing:receipt", kwargs={"org_id": org.public_id, "intent_id": payment.payment_intent_id})
+    assert client.get(url).status_code == status
+
+
+def test_stripe_unreachable_is_a_message_not_an_error(org, admin_client, stripe_fake, settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens there
+    response = start_card_step(admin_client, org, preset="10.00")
+    assert response.status_code == 200 and "Card payments are unavailable right now." in response.content.decode()
+    assert not CardPayment.objects.exists()

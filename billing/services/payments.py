@@ -395,7 +395,8 @@ def charge_refunded(*, charge: dict[str, Any]) -> str:
 @transaction.atomic
 def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -> str:
     """Staff refund part or all of a card top-up at Stripe; the ledger's refund row follows with
-    `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds."""
+    `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds.
+    The payment row stays locked during the Stripe call, so two refunds of one payment queue."""
     if not actor.is_staff:
         raise Forbidden("Only staff refund payments.")
     payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
@@ -408,7 +409,9 @@ def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -
     if amount > payment.refundable:
         left = format_money(payment.refundable)
         raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
-    account = BillingAccount.objects.select_for_update().get(organization=payment.organization)
+    # Read, not locked: the Stripe call below is slow, and the refund row is posted later (with
+    # charge.refunded) under the ledger's lock, which copes with a balance spent meanwhile.
+    account = BillingAccount.objects.get(organization=payment.organization)
     if amount > account.balance:
         raise DomainError(
             f"A refund cannot exceed the balance ({format_money(account.balance)}).", code="refund_exceeds_balance",

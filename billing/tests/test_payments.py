@@ -257,3 +257,14 @@ def test_stripe_unreachable_is_a_message_not_an_error(org, admin_client, stripe_
     response = start_card_step(admin_client, org, preset="10.00")
     assert response.status_code == 200 and "Card payments are unavailable right now." in response.content.decode()
     assert not CardPayment.objects.exists()
+
+
+def test_the_next_call_after_a_card_top_up_gets_the_new_rate_tier(org, admin_client, stripe_fake, gateway):
+    from billing.tests.factories import ProjectFactory, make_api_key
+
+    raw, _key = make_api_key(project=ProjectFactory(organization=org))
+    assert gateway.authorize(raw).json()["error"]["code"] == "insufficient_balance"
+    pay(admin_client, org, stripe_fake, amount="10.00")
+    deliver_succeeded(admin_client, stripe_fake, CardPayment.objects.get(organization=org))
+    answer = gateway.authorize(raw)
+    assert answer.status_code == 200 and answer["X-RateLimit-Limit-Tokens"] == "2000000"  # Tier1's TPM

@@ -44,6 +44,7 @@ logger = structlog.get_logger(__name__)
 # A payment row older than this without a PaymentIntent lost its submitter: beat submits it again
 # (same idempotency key, so Stripe answers with the first PaymentIntent if there was one).
 STUCK_AFTER = timedelta(seconds=60)
+MANUAL_ABANDONED_AFTER = timedelta(minutes=10)
 
 
 def _card_fields(profile: PaymentProfile) -> dict[str, str]:
@@ -256,4 +257,11 @@ def auto_recharges_check() -> int:
     )
     for payment in stuck.order_by("id"):
         acted += bool(_submit(payment))
+    # A card top-up whose page died during the create call: no one resubmits it (the admin may pay
+    # again), so its page stops saying "Processing…". Should Stripe have taken it after all, its
+    # webhook still credits it (a success always wins).
+    acted += CardPayment.objects.filter(
+        kind=PaymentKind.MANUAL, status=PaymentStatus.CREATING, payment_intent_id="",
+        created_at__lt=timezone.now() - MANUAL_ABANDONED_AFTER,
+    ).update(status=PaymentStatus.FAILED, failure_message="The payment could not be started. Nothing was charged.")
     return acted

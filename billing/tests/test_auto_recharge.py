@@ -193,3 +193,30 @@ def test_removing_the_card_turns_auto_recharge_off(org, client_as, reauthenticat
     assert "No card saved." in client.get(response["Location"]).content.decode()
     assert auto_recharge_check(organization_id=org.pk) == ""
     assert not LedgerEntry.objects.filter(reference__startswith="stripe:").exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_resubmits_a_lost_automatic_charge_and_gives_up_an_abandoned_top_up(org, org_admin, stripe_fake):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import PaymentStatus, RechargeState
+    from billing.services.auto_recharge import auto_recharges_check
+
+    save_card(org, org_admin, stripe_fake)
+    fund(org, "5")
+    PaymentProfile.objects.filter(organization=org).update(
+        auto_recharge_enabled=True, auto_recharge_threshold=Decimal("10"), state=RechargeState.FIRED, crossings=1,
+    )
+    old = timezone.now() - timedelta(minutes=20)
+    lost = CardPayment.objects.create(organization=org, kind="auto", amount=Decimal("25"), currency="USD",
+                                      crossing=1, created_at=old)
+    abandoned = CardPayment.objects.create(organization=org, kind="manual", amount=Decimal("10"), currency="USD",
+                                           created_at=old, created_by=org_admin)
+    auto_recharges_check()
+    lost.refresh_from_db()
+    abandoned.refresh_from_db()
+    assert lost.status == PaymentStatus.PROCESSING and lost.payment_intent_id.startswith("pi_")
+    assert abandoned.status == PaymentStatus.FAILED
+    assert len(stripe_fake.payment_intents()) == 1

@@ -40,6 +40,6 @@ def access_card_payment(user: User, org_id: str, *, payment_id: int | None = Non
         raise Http404("No such payment.")
     if user.is_staff:
         return payment
-    if not Membership.objects.filter(user=user, organization=payment.organization, role__gte=Role.ADMIN).exists():
+    if not Membership.objects.admins().filter(user=user, organization=payment.organization).exists():
         raise Http404("No such payment.")
     return payment

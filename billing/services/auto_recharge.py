@@ -23,8 +23,9 @@ from django.utils import timezone
 from console.errors import DomainError
 from console.models import User
 from console.services import absolute_url, email_enqueue
-from orgs.models import Membership, Organization, Role
-from orgs.services import audit_record
+from orgs.audit import audit_record
+from orgs.models import Membership, Organization
+from orgs.permissions import require_org_admin
 
 from ..models import BillingAccount, CardPayment, PaymentKind, PaymentProfile, PaymentStatus, RechargeState
 from ..money import format_money
@@ -35,7 +36,6 @@ from .payments import (
     card_from_setup,
     payment_intent_submit,
     payment_profile,
-    require_org_admin,
     topup_amount_clean,
 )
 
@@ -54,7 +54,7 @@ def _card_fields(profile: PaymentProfile) -> dict[str, str]:
 @transaction.atomic
 def auto_recharge_card_save(*, organization: Organization, actor: User, setup_intent_id: str) -> PaymentProfile:
     """Save the card of a confirmed SetupIntent as the one auto-recharge charges (audited)."""
-    require_org_admin(organization=organization, actor=actor)
+    require_org_admin(actor, organization.pk)
     card = card_from_setup(organization=organization, setup_intent_id=setup_intent_id)
     profile = PaymentProfile.objects.select_for_update().get(pk=payment_profile(organization.pk).pk)
     before = _card_fields(profile)
@@ -69,7 +69,7 @@ def auto_recharge_card_save(*, organization: Organization, actor: User, setup_in
 @transaction.atomic
 def auto_recharge_card_remove(*, organization: Organization, actor: User) -> PaymentProfile:
     """Forget the saved card, which turns auto-recharge off; the card is detached at Stripe after commit."""
-    require_org_admin(organization=organization, actor=actor)
+    require_org_admin(actor, organization.pk)
     profile = PaymentProfile.objects.select_for_update().get(pk=payment_profile(organization.pk).pk)
     method_id, before = profile.card_payment_method_id, _card_fields(profile)
     if not method_id:
@@ -98,7 +98,7 @@ def auto_recharge_update(
 ) -> PaymentProfile:
     """Change the settings (audited). Turning it on needs a saved card and clears the failure count;
     the balance is checked after commit, so a threshold above the balance charges at once."""
-    require_org_admin(organization=organization, actor=actor)
+    require_org_admin(actor, organization.pk)
     errors: dict[str, str] = {}
     if threshold < 0 or threshold != threshold.quantize(CENT) or threshold > settings.CONSOLE_TOPUP_MAX:
         errors["threshold"] = f"Enter an amount from 0.00 to {format_money(settings.CONSOLE_TOPUP_MAX)}."
@@ -216,7 +216,7 @@ def auto_recharge_failure_record(*, payment: CardPayment) -> None:
                    "message": payment.failure_message},
         )
         admins = list(
-            Membership.objects.filter(organization=organization, role__gte=Role.ADMIN)
+            Membership.objects.admins().filter(organization=organization)
             .order_by("user__email").values_list("user__email", flat=True)
         )
         email_enqueue(

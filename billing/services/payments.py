@@ -21,8 +21,9 @@ from django.utils import timezone
 from console.errors import DomainError, Forbidden
 from console.models import User
 from console.services import absolute_url, email_enqueue
-from orgs.models import Membership, Organization, Role
-from orgs.services import audit_record
+from orgs.audit import audit_record
+from orgs.models import Organization
+from orgs.permissions import require_org_admin
 
 from ..models import (
     BillingAccount,
@@ -46,12 +47,6 @@ class PaymentSubmitResult:
     payment: CardPayment
     # Set when the card asks for 3-D Secure: the page hands it to Stripe.js (confirmCardPayment).
     action_client_secret: str = ""
-
-
-def require_org_admin(*, organization: Organization, actor: User) -> None:
-    """Services re-check the actor's right: paying and card settings are for org admins."""
-    if not Membership.objects.filter(organization=organization, user=actor, role__gte=Role.ADMIN).exists():
-        raise Forbidden("Only organization admins manage payments.")
 
 
 def topup_amount_clean(value: object) -> Decimal:
@@ -98,7 +93,7 @@ def stripe_customer_ensure(*, organization: Organization) -> str:
 def card_setup_start(*, organization: Organization, actor: User, off_session: bool) -> tuple[str, str]:
     """A SetupIntent for the card form: (its id, its client secret). Stripe.js confirms it with
     the card the admin types; the card never reaches this server."""
-    require_org_admin(organization=organization, actor=actor)
+    require_org_admin(actor, organization.pk)
     try:
         customer = stripe_customer_ensure(organization=organization)
     except stripe.StripeError as exc:
@@ -165,7 +160,7 @@ def card_topup_pay(
 ) -> PaymentSubmitResult:
     """Charge the card the admin just confirmed: one PaymentIntent, confirmed here. Nothing is
     credited now; the webhook does that."""
-    require_org_admin(organization=organization, actor=actor)
+    require_org_admin(actor, organization.pk)
     amount = topup_amount_clean(amount)
     card = card_from_setup(organization=organization, setup_intent_id=setup_intent_id)
     with transaction.atomic():

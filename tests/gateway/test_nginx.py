@@ -109,7 +109,25 @@ def console(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     gunicorn = [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
     with running("gunicorn", gunicorn, port, log, cwd=Path(__file__).resolve().parents[2], env=env):
+        wait_until_answering(port)
         yield port, log
+
+
+def wait_until_answering(port: int) -> None:
+    """The master listens before its workers have imported the app (seconds on a busy machine,
+    longer than nginx's 5 s read timeout): wait until a worker answers /healthz."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            connection.close()
+    pytest.fail("gunicorn's workers did not answer /healthz within 60 s")
 
 
 @pytest.fixture

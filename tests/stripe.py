@@ -38,6 +38,8 @@ class FakeStripe:
 
     def reset(self) -> None:
         requests.delete(f"{self.base}/_config/data", timeout=5).raise_for_status()
+        # localstripe cannot forget a webhook: point an earlier test's at a closed port instead.
+        self.register_webhook("http://127.0.0.1:9/stripe/webhook")
 
     def client(self) -> stripe.StripeClient:
         return stripe.StripeClient(SECRET_KEY, base_addresses={"api": self.base})

@@ -97,13 +97,14 @@ def seed(*, daily_budget: str | None = None, topup: str = "1000000") -> Seed:
 def cleanup(seed: Seed) -> None:
     from django.db import connection
 
-    from billing.models import UsageBatch, UsageEvent, UsageRollup
+    from billing.models import LedgerEntry, UsageBatch, UsageEvent, UsageRollup
     from orgs.models import Organization
 
     org = Organization.objects.get(pk=seed.organization_pk)
     user_ids = list(org.memberships.values_list("user_id", flat=True))
     batch_ids = set(UsageEvent.objects.filter(organization=org).values_list("batch_id", flat=True))
     UsageRollup.objects.filter(organization=org).delete()
+    LedgerEntry.objects.filter(organization=org).delete()  # the ledger PROTECTs its organization
     org.delete()
     UsageBatch.objects.filter(pk__in=batch_ids, usage_events__isnull=True).delete()
     from console.models import User

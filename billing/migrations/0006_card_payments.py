@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0004_invoice_pdf_after_commit_ledger_protect'),
+        ('billing', '0005_gateway_context_rpm_limit'),
         ('orgs', '0003_invitations_verification_contact_sales'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

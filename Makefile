@@ -50,7 +50,12 @@ demo: migrate
 demo-usage:
 	$(PY) manage.py demo_usage
 
-run: demo
+# The localstripe stand-in that `make run` starts for card payments (pinned in requirements-dev.txt).
+.PHONY: localstripe
+localstripe: $(VENV)/.installed
+	@$(PY) -c "import localstripe" 2>/dev/null || $(PY) -m pip install -q "$$(grep -i '^localstripe==' requirements-dev.txt)"
+
+run: demo localstripe
 	@echo ""
 	@echo "  Serving the console at http://$(HOST):$(PORT)/ with a Celery worker and beat (Ctrl-C stops all three)."
 	@echo "  Demo login: demo@example.com / demo-console-2026   ·   emails: printed here and kept in var/mail.log"

@@ -291,3 +291,6 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def download(self, obj: Invoice) -> str:
         url = reverse("billing:invoice_download", args=[obj.organization.public_id, obj.number])
         return format_html('<a href="{}">Download</a>', url)
+
+
+from . import payment_admin  # noqa: E402, F401  (card payments: registered by that module)

@@ -97,3 +97,34 @@ class InvoiceRequestForm(forms.Form):
         if data.get("kind") == InvoiceKind.USAGE and not data.get("month"):
             self.add_error("month", "Choose the month to invoice.")
         return data
+
+
+class AddFundsForm(forms.Form):
+    """A preset amount or a custom one (the custom amount wins when both are given)."""
+
+    preset = forms.ChoiceField(label="Amount", required=False, widget=forms.RadioSelect)
+    custom = forms.CharField(label="Other amount", required=False, max_length=20,
+                             widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "e.g. 40"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(f"{p:.2f}", format_money(p)) for p in settings.CONSOLE_TOPUP_PRESETS]
+        cast(forms.ChoiceField, self.fields["preset"]).choices = choices
+        self.fields["custom"].help_text = (
+            f"From {format_money(settings.CONSOLE_TOPUP_MIN)} to {format_money(settings.CONSOLE_TOPUP_MAX)}."
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        raw = (data.get("custom") or "").strip() or data.get("preset") or ""
+        if not raw:
+            raise forms.ValidationError("Pick an amount or enter one.")
+        data["amount"] = raw
+        return data
+
+
+class AutoRechargeForm(forms.Form):
+    enabled = forms.BooleanField(label="Recharge automatically", required=False)
+    threshold = forms.DecimalField(label="When the balance drops below", min_value=0, decimal_places=2,
+                                   max_digits=12)
+    amount = forms.DecimalField(label="Add this amount", min_value=0, decimal_places=2, max_digits=12)

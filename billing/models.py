@@ -377,3 +377,8 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_id} #{self.position}"
+
+
+# Card payments live in their own module (one concept per module); importing them here makes them
+# models of this app.
+from .payment_models import CardPayment, PaymentKind, PaymentProfile, PaymentStatus, RechargeState  # noqa: E402, F401

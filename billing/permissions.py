@@ -10,7 +10,7 @@ from django.http import Http404
 from console.models import User
 from orgs.models import Membership
 
-from .models import Invoice
+from .models import CardPayment, Invoice
 
 
 def access_invoice(user: User, org_id: str, number: str) -> Invoice:
@@ -27,3 +27,19 @@ def access_invoice(user: User, org_id: str, number: str) -> Invoice:
     if not is_admin:
         raise Http404("No such invoice.")
     return invoice
+
+
+def access_card_payment(user: User, org_id: str, *, payment_id: int | None = None, intent_id: str = "") -> CardPayment:
+    """A card payment of the organization, for its org admins (and staff); everyone else 404."""
+    if not user.is_authenticated:
+        raise Http404("No such payment.")
+    rows = CardPayment.objects.select_related("organization").filter(organization__public_id=org_id)
+    payment = rows.filter(pk=payment_id).first() if payment_id is not None else rows.filter(
+        payment_intent_id=intent_id).exclude(payment_intent_id="").first()
+    if payment is None:
+        raise Http404("No such payment.")
+    if user.is_staff:
+        return payment
+    if not Membership.objects.admins().filter(user=user, organization=payment.organization).exists():
+        raise Http404("No such payment.")
+    return payment

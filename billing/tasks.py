@@ -9,6 +9,7 @@ from celery import shared_task
 
 from .selectors.reconcile import usage_reconcile
 from .services.alerts import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
+from .services.auto_recharge import auto_recharge_check, auto_recharges_check
 from .services.invoices import invoice_pdf_render, invoice_pdfs_render_missing
 from .services.rollups import usage_aggregate
 from .timeutils import yesterday_utc
@@ -27,12 +28,15 @@ def usage_reconcile_task(day: str | None = None) -> None:
 @shared_task(name="billing.balance_alert_check")
 def balance_alert_check_task(organization_id: int) -> None:
     balance_alert_check(organization_id=organization_id)
+    auto_recharge_check(organization_id=organization_id)
 
 
 @shared_task(name="billing.balance_alerts_check")
 def balance_alerts_check_task() -> None:
-    """Beat, every minute: catches a crossing whose trigger was lost (worker down, broker down)."""
+    """Beat, every minute: catches a crossing whose trigger was lost (worker down, broker down),
+    for balance alerts and auto-recharge alike."""
     balance_alerts_check()
+    auto_recharges_check()
 
 
 @shared_task(name="billing.consumption_notifications_check")
@@ -45,6 +49,8 @@ def consumption_notifications_check_task() -> None:
 def usage_notify_task(organization_ids: list[int], periods: list[list[Any]]) -> None:
     """After an ingest batch: its organizations' balance alerts and its projects' consumption."""
     usage_notify(organization_ids=organization_ids, periods=[(p[0], p[1], p[2]) for p in periods])
+    for organization_id in sorted(set(organization_ids)):
+        auto_recharge_check(organization_id=organization_id)
 
 
 # A PDF that fails to render (WeasyPrint, fonts, memory) is retried with backoff; beat re-queues

@@ -37,6 +37,8 @@ from .selectors.pages import (
     prices_in_force,
     with_invoice_state,
 )
+from .selectors.payments import payments_summary
+from .selectors.runway import runway_forecast
 from .selectors.usage import USAGE_RANGES, organization_usage, project_usage
 from .services.alerts import balance_alert_update
 from .services.invoices import BILLING_FIELDS, invoice_request_create
@@ -61,12 +63,15 @@ def billing_overview(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     context = {"membership": membership, "org": organization, "form": form, "page": page, "query": query}
     if request.htmx:
         return render(request, "billing/overview.html#ledger-table", context)
+    summary = billing_summary(organization=organization)
     context.update(
-        summary=billing_summary(organization=organization),
+        summary=summary,
         prices=prices_in_force(),
         invoice_requests=invoice_requests_for(organization=organization)[:INVOICES_SHOWN],
         sales_email=settings.CONSOLE_SALES_EMAIL,
+        **payments_summary(organization=organization),
     )
+    context["runway"] = runway_forecast(organization_id=organization.pk, balance=summary.balance)
     return render(request, "billing/overview.html", context)
 
 
@@ -228,6 +233,7 @@ def org_usage(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
     context = {
         "membership": membership, "org": organization,
         "report": organization_usage(organization=organization, days=days),
+        "runway": runway_forecast(organization_id=organization.pk),
         **_usage_context(request, reverse("billing:org_usage", kwargs={"org_id": organization.public_id})),
     }
     template = "billing/org_usage.html#usage-panel" if request.htmx else "billing/org_usage.html"

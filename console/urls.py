@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from billing.stripe_webhooks import stripe_webhook
+
 from . import views
 
 admin.site.site_header = "Organization console — staff"
@@ -17,6 +19,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("stripe/webhook", stripe_webhook, name="stripe_webhook"),
     path("", include("orgs.urls")),
     path("", include("projects.urls")),
     path("", include("billing.urls")),

@@ -18,7 +18,7 @@ from orgs.tests.factories import READY_TO_INVITE, MembershipFactory, Organizatio
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
 
 # Fixtures `smtp_server` / `smtp`: a real SMTP server process and Django's SMTP backend.
-pytest_plugins = ["tests.smtp"]
+pytest_plugins = ["tests.smtp", "tests.stripe"]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = [

@@ -36,6 +36,7 @@ from projects.models import Project
 from ..models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
 from ..money import format_money
 from ..selectors.alerts import balance_alert_recipients, consumption_recipients
+from ..selectors.runway import runway_forecast
 
 logger = structlog.get_logger(__name__)
 
@@ -172,6 +173,7 @@ def balance_alert_check(*, organization_id: int) -> str:
             "balance": format_money(account.balance),
             "threshold": format_money(alert.threshold),
             "exhausted": account.balance <= 0,
+            "runway": runway_forecast(organization_id=organization_id, balance=account.balance).text,
             "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
             "settings_url": absolute_url("billing:balance_alerts", org_id=organization.public_id),
             "sales_email": settings.CONSOLE_SALES_EMAIL,

@@ -322,3 +322,21 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_NUMBER_FILES = 5
 # Contact Sales submissions allowed per user in a rolling hour.
 CONSOLE_CONTACT_SALES_PER_HOUR = env.int("CONSOLE_CONTACT_SALES_PER_HOUR", default=5)
+
+# --- Card payments (Stripe) ------------------------------------------------------------------------
+# All three keys set: org admins pay by card. STRIPE_API_BASE points the library and the page's
+# Stripe.js at another server (localstripe, which serves its stand-in at <base>/js.stripe.com/v3/).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+_STRIPE_OWN_API = STRIPE_API_BASE == "https://api.stripe.com"
+STRIPE_JS_URL = "https://js.stripe.com/v3/" if _STRIPE_OWN_API else f"{STRIPE_API_BASE}/js.stripe.com/v3/"
+# Add funds: the amounts offered, and the smallest and largest card top-up (currency units).
+CONSOLE_TOPUP_PRESETS = [Decimal(v) for v in env.list("CONSOLE_TOPUP_PRESETS", default=["10", "25", "50", "100"])]
+CONSOLE_TOPUP_MIN = Decimal(env.str("CONSOLE_TOPUP_MIN", default="5"))
+CONSOLE_TOPUP_MAX = Decimal(env.str("CONSOLE_TOPUP_MAX", default="5000"))
+# Auto-recharge: at most this much charged automatically per organization and UTC day.
+CONSOLE_AUTO_RECHARGE_DAILY_CAP = Decimal(env.str("CONSOLE_AUTO_RECHARGE_DAILY_CAP", default="1000"))
+# Consecutive declined automatic charges after which auto-recharge turns itself off.
+CONSOLE_AUTO_RECHARGE_MAX_FAILURES = env.int("CONSOLE_AUTO_RECHARGE_MAX_FAILURES", default=3)

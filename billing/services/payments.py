@@ -1,0 +1,432 @@
+"""Card top-ups on Stripe: the PaymentIntent, the webhook that credits it, refunds and receipts.
+
+The balance is credited only by a verified `payment_intent.succeeded` webhook, never by the
+browser's return: one ledger top-up per PaymentIntent (reference `stripe:<PaymentIntent id>`), so
+a re-delivered or reordered webhook credits once. Every Stripe call that creates something carries
+an idempotency key, so the library's network retries never create twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import stripe
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from console.errors import DomainError, Forbidden
+from console.models import User
+from console.services import absolute_url, email_enqueue
+from orgs.audit import audit_record
+from orgs.models import Organization
+from orgs.permissions import require_org_admin
+
+from ..models import (
+    BillingAccount,
+    CardPayment,
+    LedgerKind,
+    PaymentKind,
+    PaymentProfile,
+    PaymentStatus,
+)
+from ..money import format_money
+from ..stripe_client import from_minor_units, stripe_client, to_minor_units
+from .ledger import ledger_post
+
+logger = structlog.get_logger(__name__)
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PaymentSubmitResult:
+    payment: CardPayment
+    # Set when the card asks for 3-D Secure: the page hands it to Stripe.js (confirmCardPayment).
+    action_client_secret: str = ""
+
+
+def topup_amount_clean(value: object) -> Decimal:
+    """An amount typed or picked by the admin: at most 2 decimals, within the configured range."""
+    try:
+        amount = Decimal(str(value).strip().lstrip("$").replace(",", ""))
+    except (InvalidOperation, ValueError):
+        raise DomainError("Enter an amount such as 25 or 25.50.", code="invalid_amount", field="amount") from None
+    low, high = settings.CONSOLE_TOPUP_MIN, settings.CONSOLE_TOPUP_MAX
+    if not amount.is_finite() or amount != amount.quantize(CENT):
+        raise DomainError("Enter an amount with at most 2 decimal places.", code="invalid_amount", field="amount")
+    if amount < low or amount > high:
+        raise DomainError(
+            f"Enter an amount from {format_money(low)} to {format_money(high)}.", code="amount_out_of_range",
+            field="amount",
+        )
+    return amount
+
+
+def payment_profile(organization_id: int) -> PaymentProfile:
+    PaymentProfile.objects.bulk_create([PaymentProfile(organization_id=organization_id)], ignore_conflicts=True)
+    return PaymentProfile.objects.get(organization_id=organization_id)
+
+
+def stripe_customer_ensure(*, organization: Organization) -> str:
+    """The organization's Stripe customer, created once (the idempotency key makes concurrent
+    first payments create the same customer)."""
+    profile = payment_profile(organization.pk)
+    if profile.stripe_customer_id:
+        return profile.stripe_customer_id
+    customer = stripe_client().v1.customers.create(
+        params={
+            "name": organization.name,
+            "email": organization.registered_email,
+            "metadata": {"organization_id": organization.public_id},
+        },
+        options={"idempotency_key": f"customer:{organization.public_id}"},
+    )
+    PaymentProfile.objects.filter(pk=organization.pk, stripe_customer_id="").update(stripe_customer_id=customer.id)
+    profile.refresh_from_db(fields=["stripe_customer_id"])
+    return profile.stripe_customer_id
+
+
+def card_setup_start(*, organization: Organization, actor: User, off_session: bool) -> tuple[str, str]:
+    """A SetupIntent for the card form: (its id, its client secret). Stripe.js confirms it with
+    the card the admin types; the card never reaches this server."""
+    require_org_admin(actor, organization.pk)
+    try:
+        customer = stripe_customer_ensure(organization=organization)
+    except stripe.StripeError as exc:
+        logger.warning("stripe_unreachable", error=str(exc))
+        raise DomainError("Card payments are unavailable right now. Try again in a few minutes.",
+                          code="payments_unavailable") from None
+    params: Any = {
+        "customer": customer,
+        "usage": "off_session" if off_session else "on_session",
+        "payment_method_types": ["card"],
+        "metadata": {"organization_id": organization.public_id},
+    }
+    try:
+        intent = stripe_client().v1.setup_intents.create(params=params)
+    except stripe.StripeError as exc:
+        logger.warning("stripe_unreachable", error=str(exc))
+        raise DomainError("Card payments are unavailable right now. Try again in a few minutes.",
+                          code="payments_unavailable") from None
+    return intent.id, intent.client_secret or ""
+
+
+@dataclass(frozen=True)
+class SetupCard:
+    payment_method_id: str
+    brand: str
+    last4: str
+    exp: str
+
+
+def card_from_setup(*, organization: Organization, setup_intent_id: str) -> SetupCard:
+    """The card of a confirmed SetupIntent, checked to belong to this organization's customer."""
+    profile = payment_profile(organization.pk)
+    if not setup_intent_id.startswith("seti_") or not profile.stripe_customer_id:
+        raise DomainError("This card form has expired. Reload the page and enter the card again.", code="setup_expired")
+    client = stripe_client()
+    try:
+        intent = client.v1.setup_intents.retrieve(setup_intent_id)
+    except stripe.InvalidRequestError:
+        raise DomainError(
+            "This card form has expired. Reload the page and enter the card again.", code="setup_expired"
+        ) from None
+    except stripe.StripeError:
+        raise DomainError("Card payments are unavailable right now. Nothing was charged; try again later.",
+                          code="payments_unavailable") from None
+    if intent.customer != profile.stripe_customer_id or intent.status != "succeeded" or not intent.payment_method:
+        raise DomainError("The card was not confirmed. Enter it again.", code="card_not_confirmed")
+    method_id = intent.payment_method if isinstance(intent.payment_method, str) else intent.payment_method.id
+    try:
+        method = client.v1.payment_methods.retrieve(method_id)
+    except stripe.StripeError:
+        raise DomainError("Card payments are unavailable right now. Nothing was charged; try again later.",
+                          code="payments_unavailable") from None
+    card = method.card
+    return SetupCard(
+        payment_method_id=method_id,
+        brand=str(card.brand) if card else "card",
+        last4=str(card.last4) if card else "",
+        exp=f"{card.exp_month:02d}/{card.exp_year}" if card else "",
+    )
+
+
+def card_topup_pay(
+    *, organization: Organization, actor: User, amount: Decimal, setup_intent_id: str
+) -> PaymentSubmitResult:
+    """Charge the card the admin just confirmed: one PaymentIntent, confirmed here. Nothing is
+    credited now; the webhook does that."""
+    require_org_admin(actor, organization.pk)
+    amount = topup_amount_clean(amount)
+    card = card_from_setup(organization=organization, setup_intent_id=setup_intent_id)
+    with transaction.atomic():
+        payment = CardPayment.objects.create(
+            organization=organization, kind=PaymentKind.MANUAL, amount=amount, currency=settings.CONSOLE_CURRENCY,
+            card_brand=card.brand, card_last4=card.last4, created_by=actor,
+        )
+        audit_record(
+            actor=actor, organization=organization, action="card_payment.start", target=payment,
+            after={"amount": str(amount), "card": payment.card_label},
+        )
+    return payment_intent_submit(
+        payment_id=payment.pk, payment_method_id=card.payment_method_id, off_session=False,
+        idempotency_key=f"topup:{organization.public_id}:{payment.pk}",
+    )
+
+
+def payment_intent_submit(
+    *, payment_id: int, payment_method_id: str, off_session: bool, idempotency_key: str
+) -> PaymentSubmitResult:
+    """Create and confirm the payment's PaymentIntent, once.
+
+    The network call runs under the payment row's lock (only that row: no balance or account is
+    held), so two submitters of one payment never both call Stripe; the idempotency key covers a
+    crash between Stripe's answer and our commit (a retry gets the same PaymentIntent back).
+    """
+    failed = False
+    action_secret = ""
+    with transaction.atomic():
+        payment = (
+            CardPayment.objects.select_for_update(skip_locked=True)
+            .select_related("organization")
+            .filter(pk=payment_id, status=PaymentStatus.CREATING, payment_intent_id="")
+            .first()
+        )
+        if payment is None:  # submitted meanwhile (or being submitted right now)
+            return PaymentSubmitResult(payment=CardPayment.objects.get(pk=payment_id))
+        organization = payment.organization
+        params: Any = {
+            "amount": to_minor_units(payment.amount),
+            "currency": payment.currency.lower(),
+            "customer": payment_profile(organization.pk).stripe_customer_id,
+            "payment_method": payment_method_id,
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "metadata": {"organization_id": organization.public_id, "console_payment_id": str(payment.pk),
+                         "kind": payment.kind},
+        }
+        if off_session:
+            params["off_session"] = True
+        try:
+            intent = stripe_client().v1.payment_intents.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.CardError as exc:
+            failed = True
+            payment.failure_message = (exc.user_message or "Your card was declined.")[:300]
+            error_intent = getattr(exc.error, "payment_intent", None) if exc.error else None
+            payment.payment_intent_id = getattr(error_intent, "id", "") or ""
+        except stripe.StripeError as exc:
+            failed = True
+            logger.warning("stripe_payment_intent_error", payment_id=payment.pk, error=str(exc))
+            payment.failure_message = "The payment could not be started. Nothing was charged; try again later."
+        else:
+            payment.payment_intent_id = intent.id
+            if intent.status in ("requires_payment_method", "canceled"):
+                failed = True
+                error = intent.last_payment_error
+                payment.failure_message = ((error.message if error else "") or "Your card was declined.")[:300]
+            elif intent.status == "requires_action":
+                action_secret = intent.client_secret or ""
+        payment.status = PaymentStatus.FAILED if failed else PaymentStatus.PROCESSING
+        payment.save(update_fields=["status", "payment_intent_id", "failure_message"])
+    if failed:
+        payment_failure_record(payment_id=payment.pk)
+    payment.refresh_from_db()
+    return PaymentSubmitResult(payment=payment, action_client_secret=action_secret)
+
+
+def payment_failure_record(*, payment_id: int) -> None:
+    """After a payment failed: automatic ones count towards turning auto-recharge off."""
+    from .auto_recharge import auto_recharge_failure_record  # auto_recharge imports this module
+
+    payment = CardPayment.objects.get(pk=payment_id)
+    if payment.kind == PaymentKind.AUTO:
+        auto_recharge_failure_record(payment=payment)
+
+
+# --- webhooks --------------------------------------------------------------------------------------
+
+
+def _payment_for_intent(intent: dict[str, Any]) -> CardPayment | None:
+    """Our row for a PaymentIntent (locked): by its id, or, when the create call never answered,
+    by the payment id we put in its metadata."""
+    rows = CardPayment.objects.select_for_update().select_related("organization")
+    payment = rows.filter(payment_intent_id=intent.get("id", "")).first()
+    metadata = intent.get("metadata") or {}
+    if payment is None and str(metadata.get("console_payment_id", "")).isdigit():
+        payment = rows.filter(
+            pk=int(metadata["console_payment_id"]), payment_intent_id__in=["", intent.get("id")]
+        ).first()
+    if payment is not None and metadata.get("organization_id") != payment.organization.public_id:
+        logger.warning("stripe_webhook_org_mismatch", payment_intent=intent.get("id"), payment_id=payment.pk)
+        return None
+    return payment
+
+
+def _charge_id(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("id", ""))
+    return str(value or "")
+
+
+def _credit(payment: CardPayment, *, intent_id: str, charge_id: str) -> str:
+    """Post the payment's top-up (once) and send its receipt; the payment row is locked."""
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return "duplicate"
+    organization = payment.organization
+    result = ledger_post(
+        organization=organization, kind=LedgerKind.TOPUP, amount=payment.amount,
+        reference=f"stripe:{intent_id}", actor=payment.created_by,
+        memo=f"{payment.get_kind_display()} · {payment.card_label}",
+    )
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.payment_intent_id = intent_id
+    payment.charge_id = charge_id or payment.charge_id
+    payment.ledger_entry = result.entry
+    payment.succeeded_at = timezone.now()
+    payment.failure_message = ""
+    payment.save()
+    if payment.kind == PaymentKind.AUTO:
+        PaymentProfile.objects.filter(pk=organization.pk).update(consecutive_failures=0)
+    audit_record(
+        actor=payment.created_by, organization=organization, action="card_payment.succeeded", target=payment,
+        after={"amount": str(payment.amount), "payment_intent": intent_id, "card": payment.card_label,
+               "kind": payment.kind},
+    )
+    email_enqueue(
+        to=[organization.registered_email],
+        template="card_receipt",
+        context={
+            "org_name": organization.name,
+            "org_id": organization.public_id,
+            "amount": format_money(payment.amount),
+            "card": payment.card_label,
+            "kind": payment.get_kind_display(),
+            "date": f"{payment.succeeded_at:%b %-d, %Y %H:%M} UTC",
+            "receipt_url": absolute_url("billing:receipt", org_id=organization.public_id, intent_id=intent_id),
+            "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
+        },
+        unique_key=f"card_receipt:{intent_id}",
+        organization_ref=organization.public_id,
+    )
+    return "credited"
+
+
+@transaction.atomic
+def payment_intent_succeeded(*, intent: dict[str, Any]) -> str:
+    payment = _payment_for_intent(intent)
+    if payment is None:
+        logger.warning("stripe_webhook_unknown_payment", payment_intent=intent.get("id"))
+        return "unknown"
+    same_currency = str(intent.get("currency", "")).upper() == payment.currency.upper()
+    if intent.get("amount") != to_minor_units(payment.amount) or not same_currency:
+        logger.error("stripe_webhook_amount_mismatch", payment_intent=intent.get("id"), payment_id=payment.pk)
+        return "amount_mismatch"
+    return _credit(payment, intent_id=str(intent["id"]), charge_id=_charge_id(intent.get("latest_charge")))
+
+
+def payment_intent_failed(*, intent: dict[str, Any]) -> str:
+    with transaction.atomic():
+        payment = _payment_for_intent(intent)
+        if payment is None:
+            logger.warning("stripe_webhook_unknown_payment", payment_intent=intent.get("id"))
+            return "unknown"
+        # A late failure event never undoes a success, and a failure is counted once.
+        if payment.status not in (PaymentStatus.CREATING, PaymentStatus.PROCESSING):
+            return "duplicate"
+        error = intent.get("last_payment_error") or {}
+        payment.status = PaymentStatus.FAILED
+        payment.payment_intent_id = str(intent["id"])
+        payment.failure_message = str(error.get("message") or "Your card was declined.")[:300]
+        payment.save(update_fields=["status", "payment_intent_id", "failure_message"])
+    payment_failure_record(payment_id=payment.pk)
+    return "failed"
+
+
+@transaction.atomic
+def charge_refunded(*, charge: dict[str, Any]) -> str:
+    """Post what Stripe refunded beyond what is already posted (the charge carries the running
+    total), so repeated or reordered `charge.refunded` events post each refunded cent once."""
+    intent_id = _charge_id(charge.get("payment_intent"))
+    payment = (
+        CardPayment.objects.select_for_update().select_related("organization")
+        .filter(payment_intent_id=intent_id).exclude(payment_intent_id="").first()
+    )
+    if payment is None:
+        logger.warning("stripe_webhook_unknown_charge", charge=charge.get("id"), payment_intent=intent_id)
+        return "unknown"
+    if payment.status != PaymentStatus.SUCCEEDED:
+        # The refund overtook `payment_intent.succeeded`: a refunded charge was paid, so credit first.
+        _credit(payment, intent_id=intent_id, charge_id=str(charge.get("id", "")))
+    refunded = from_minor_units(int(charge.get("amount_refunded") or 0))
+    delta = refunded - payment.amount_refunded
+    if delta <= 0:
+        return "duplicate"
+    organization = payment.organization
+    reference = f"stripe-refund:{charge.get('id')}:{to_minor_units(refunded)}"
+    memo = f"Card refund · {payment.card_label}"
+    try:
+        ledger_post(organization=organization, kind=LedgerKind.REFUND, amount=delta, reference=reference,
+                    actor=None, memo=memo)
+    except DomainError:
+        # Spent meanwhile: the money went back to the card all the same, so the balance goes below
+        # zero by an adjustment (a refund row may not exceed the balance).
+        ledger_post(organization=organization, kind=LedgerKind.ADJUSTMENT, amount=-delta, reference=reference,
+                    actor=None, memo=f"{memo} (beyond the balance)")
+    payment.amount_refunded = refunded
+    payment.refund_requested = max(payment.refund_requested, refunded)
+    payment.save(update_fields=["amount_refunded", "refund_requested"])
+    return "refunded"
+
+
+# --- refunds (staff) -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -> str:
+    """Staff refund part or all of a card top-up at Stripe; the ledger's refund row follows with
+    `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds.
+    The payment row stays locked during the Stripe call, so two refunds of one payment queue."""
+    if not actor.is_staff:
+        raise Forbidden("Only staff refund payments.")
+    payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
+    if amount <= 0 or amount != amount.quantize(CENT):
+        raise DomainError(
+            "Enter an amount greater than zero with at most 2 decimal places.", code="invalid_amount", field="amount"
+        )
+    if amount > payment.refundable:
+        left = format_money(payment.refundable)
+        raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
+    # Read, not locked: the Stripe call below is slow, and the refund row is posted later (with
+    # charge.refunded) under the ledger's lock, which copes with a balance spent meanwhile.
+    account = BillingAccount.objects.get(organization=payment.organization)
+    if amount > account.balance:
+        raise DomainError(
+            f"A refund cannot exceed the balance ({format_money(account.balance)}).", code="refund_exceeds_balance",
+            field="amount",
+        )
+    requested = max(payment.refund_requested, payment.amount_refunded) + amount
+    try:
+        refund = stripe_client().v1.refunds.create(
+            params={"payment_intent": payment.payment_intent_id, "amount": to_minor_units(amount),
+                    "metadata": {"organization_id": payment.organization.public_id}},
+            options={"idempotency_key": f"refund:{payment.payment_intent_id}:{to_minor_units(requested)}"},
+        )
+    except stripe.StripeError as exc:
+        raise DomainError(
+            f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_refused", field="amount"
+        ) from None
+    payment.refund_requested = requested
+    payment.save(update_fields=["refund_requested"])
+    audit_record(
+        actor=actor, organization=payment.organization, action="card_payment.refund", target=payment,
+        after={"amount": str(amount), "refund": refund.id, "payment_intent": payment.payment_intent_id},
+    )
+    return refund.id

@@ -24,8 +24,9 @@ from orgs.permissions import access_organization
 from .forms import AddFundsForm, AutoRechargeForm
 from .models import PaymentStatus
 from .permissions import access_card_payment
+from .selectors.payments import payment_profile_for
 from .services.auto_recharge import auto_recharge_card_remove, auto_recharge_card_save, auto_recharge_update
-from .services.payments import card_setup_start, card_topup_pay, payment_profile, topup_amount_clean
+from .services.payments import card_setup_start, card_topup_pay, topup_amount_clean
 from .stripe_client import stripe_configured, stripe_csp_sources
 
 
@@ -130,7 +131,7 @@ def receipt_download(request: AuthedHttpRequest, org_id: str, intent_id: str) ->
 
 def _auto_recharge_page(request: AuthedHttpRequest, membership: Membership, **extra: Any) -> HttpResponse:
     organization = membership.organization
-    profile = payment_profile(organization.pk)
+    profile = payment_profile_for(organization_id=organization.pk)
     form = extra.pop("form", None) or AutoRechargeForm(initial={
         "enabled": profile.auto_recharge_enabled,
         "threshold": f"{profile.auto_recharge_threshold:.2f}",

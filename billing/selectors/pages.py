@@ -143,3 +143,4 @@ def billing_details_initial(*, organization: Organization) -> dict[str, str]:
         "billing_tax_number": organization.tax_number,
         "billing_email": organization.registered_email,
     }
+

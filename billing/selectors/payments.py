@@ -27,3 +27,10 @@ def payments_summary(*, organization: Organization) -> dict[str, Any]:
             )[:5]
         ),
     }
+
+
+def payment_profile_for(*, organization_id: int) -> PaymentProfile:
+    """The organization's card and auto-recharge settings for a page: an unsaved default row when
+    it never saved any (reading a page creates nothing)."""
+    profile = PaymentProfile.objects.filter(organization_id=organization_id).first()
+    return profile or PaymentProfile(organization_id=organization_id)

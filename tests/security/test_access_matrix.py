@@ -30,6 +30,14 @@ METHODS = ("GET", "POST")
 # that role in the project, admin = Organization Administrator, staff = platform staff (not a member).
 MATRIX: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     # name                         GET: anon  out  mem  pmem padm adm  staff   POST: the same columns
+    "billing:add_funds":            ((302, 404, 403, 403, 403, 200, 404), (302, 405, 405, 405, 405, 405, 405)),
+    # Paying and changing auto-recharge ask for the password again: an admin's POST is sent there (302).
+    "billing:add_funds_pay":        ((302, 405, 405, 405, 405, 405, 405), (302, 404, 403, 403, 403, 302, 404)),
+    "billing:auto_recharge":        ((302, 404, 403, 403, 403, 200, 404), (302, 404, 403, 403, 403, 302, 404)),
+    "billing:auto_recharge_card_confirm": ((302, 405, 405, 405, 405, 405, 405), (302, 404, 403, 403, 403, 302, 404)),
+    "billing:auto_recharge_card_remove":  ((302, 405, 405, 405, 405, 405, 405), (302, 404, 403, 403, 403, 302, 404)),
+    "billing:payment_status":       ((302, 404, 404, 404, 404, 200, 404), (302, 405, 405, 405, 405, 405, 405)),
+    "billing:receipt":              ((302, 404, 404, 404, 404, 200, 200), (302, 405, 405, 405, 405, 405, 405)),
     "billing:balance_alerts":       ((302, 404, 403, 403, 403, 200, 404), (302, 404, 403, 403, 403, 200, 404)),
     "billing:invoice_download":     ((302, 404, 404, 404, 404, 200, 200), (302, 405, 405, 405, 405, 405, 405)),
     "billing:invoice_request":      ((302, 404, 403, 403, 403, 200, 404), (302, 404, 403, 403, 403, 200, 404)),
@@ -72,8 +80,9 @@ MATRIX: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "projects:settings_limits":     ((302, 405, 405, 405, 405, 405, 405), (302, 404, 404, 403, 302, 302, 404)),
 }
 
-# Patterns that name no organization, project, key, invitation, invoice or document.
-UNSCOPED = {"home", "healthz", "readyz", "orgs:create"}
+# Patterns that name no organization, project, key, invitation, invoice or document. Stripe's
+# webhook is a machine endpoint authenticated by its signature (tests/stripe's webhook tests).
+UNSCOPED = {"home", "healthz", "readyz", "orgs:create", "stripe_webhook"}
 GATEWAY_PREFIX = "api/v1/gateway/"
 
 
@@ -89,7 +98,7 @@ def scoped_patterns() -> dict[str, str]:
 def url_for(world: World, name: str, route: str, *, org_kwargs: dict) -> str:
     kwargs = {}
     for key in ("org_id", "project_id", "key_id", "member_id", "membership_id", "invitation_id", "request_id",
-                "number"):
+                "number", "payment_id", "intent_id"):
         if f":{key}>" in route:
             kwargs[key] = org_kwargs[key]
     if ":token>" in route:
@@ -115,7 +124,8 @@ def attempt(world: World, actor: str, method: str, name: str, url: str) -> int:
 
 
 @pytest.fixture
-def world() -> World:
+def world(stripe_fake) -> World:
+    """With card payments configured (against localstripe), so the payment pages answer as in production."""
     return build_world()
 
 

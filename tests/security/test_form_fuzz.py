@@ -23,7 +23,14 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm, UsageRangeForm
+from billing.forms import (
+    AddFundsForm,
+    AutoRechargeForm,
+    BalanceAlertForm,
+    InvoiceRequestForm,
+    LedgerFilterForm,
+    UsageRangeForm,
+)
 from billing.selectors.pages import invoiceable_months, invoiceable_topups
 from orgs.forms import (
     AuditFilterForm,
@@ -70,6 +77,18 @@ class FormView:
     reauthenticated: bool = False  # the view asks for the password again first (allauth)
 
 
+class _ConfirmedCard(forms.Form):
+    """What the card form's script posts (JSON endpoints): the amount and the SetupIntent Stripe.js
+    confirmed. A fuzzed SetupIntent id is never one Stripe confirmed, so every submission is invalid
+    and must change nothing."""
+
+    amount = forms.CharField(required=False)
+    setup_intent = forms.CharField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        raise forms.ValidationError("Not a SetupIntent that Stripe.js confirmed.")
+
+
 FORM_VIEWS: dict[str, FormView] = {
     "orgs:create": FormView(lambda w, d, f: OrganizationCreateForm(d)),
     "orgs:information": FormView(lambda w, d, f: OrganizationInformationForm(d)),
@@ -95,6 +114,10 @@ FORM_VIEWS: dict[str, FormView] = {
         )
     ),
     "billing:overview": FormView(lambda w, d, f: LedgerFilterForm(d), method="GET"),
+    "billing:add_funds": FormView(lambda w, d, f: AddFundsForm(d), method="GET", reauthenticated=True),
+    "billing:add_funds_pay": FormView(lambda w, d, f: _ConfirmedCard(d), reauthenticated=True),
+    "billing:auto_recharge": FormView(lambda w, d, f: AutoRechargeForm(d), reauthenticated=True),
+    "billing:auto_recharge_card_confirm": FormView(lambda w, d, f: _ConfirmedCard(d), reauthenticated=True),
     "billing:ledger_csv": FormView(lambda w, d, f: LedgerFilterForm(d), method="GET"),
     "billing:org_usage": FormView(lambda w, d, f: UsageRangeForm(d), method="GET"),
     "billing:project_usage": FormView(lambda w, d, f: UsageRangeForm(d), method="GET"),
@@ -103,6 +126,7 @@ FORM_VIEWS: dict[str, FormView] = {
 BUTTON_VIEWS = {
     "orgs:invitation_accept", "orgs:invitation_resend", "orgs:invitation_revoke", "orgs:member_remove",
     "projects:archive", "projects:restore", "projects:key_revoke", "projects:member_remove",
+    "billing:auto_recharge_card_remove",
 }
 
 # --- values ----------------------------------------------------------------------------------
@@ -193,7 +217,7 @@ def test_every_form_view_is_fuzzed():
 
 
 @pytest.fixture
-def world(reauthenticate) -> World:
+def world(reauthenticate, stripe_fake) -> World:
     world = build_world()
     client = world.client("admin")
     client.user = world.users["admin"]  # type: ignore[attr-defined]

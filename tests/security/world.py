@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceKind, LedgerKind
+from billing.payment_models import CardPayment, PaymentKind, PaymentStatus
 from billing.services.invoices import invoice_request_create
 from billing.services.ledger import ledger_post
 from billing.tests.factories import make_api_key
@@ -84,7 +85,14 @@ def _objects(organization: Organization, admin: User, key_owner: User) -> dict[s
     Invoice.objects.create(request=request, organization=organization, number=number, year=2026,
                            sequence=organization.pk, issued_at=datetime(2026, 1, 5, tzinfo=UTC), currency="USD",
                            total=Decimal("25.00"), pdf=b"%PDF-1.4 invoice")
+    payment = CardPayment.objects.create(
+        organization=organization, kind=PaymentKind.MANUAL, status=PaymentStatus.SUCCEEDED, amount=Decimal("10.00"),
+        currency="USD", payment_intent_id=f"pi_matrix_{organization.pk}", card_brand="visa", card_last4="4242",
+        created_by=admin,
+    )
     return {
+        "payment_id": payment.pk,
+        "intent_id": payment.payment_intent_id,
         "org_id": organization.public_id,
         "project_id": project.public_id,
         "key_id": key.public_id,

@@ -117,9 +117,14 @@ class UsageBatch(models.Model):
 
 
 class UsageEvent(models.Model):
-    """One call as the gateway reported it; `event_id` (the gateway's id) makes re-sending harmless."""
+    """One call as the gateway reported it.
 
-    event_id = models.CharField(max_length=128, unique=True)
+    On PostgreSQL the table is range-partitioned by `occurred_at`, one partition per UTC month
+    (`billing/partitions.py`), with primary key (id, occurred_at): a unique index there must hold
+    the partition key, so `event_id` is made unique by `UsageEventKey` instead.
+    """
+
+    event_id = models.CharField(max_length=128)
     batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="usage_events")
     # The composite indexes below serve lookups by organization or project: no separate FK index.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
@@ -136,6 +141,22 @@ class UsageEvent(models.Model):
             models.Index(fields=["organization", "occurred_at"], name="usageevent_org_occurred"),
             models.Index(fields=["project", "occurred_at"], name="usageevent_project_occurred"),
         ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class UsageEventKey(models.Model):
+    """The idempotency record of an accepted event id, one table for every partition.
+
+    `digest` fingerprints what was accepted (key, model, tokens, time): a re-send with the same
+    digest is a duplicate, another digest a `conflicting_duplicate`. Rows live as long as a
+    re-send can be accepted (`CONSOLE_USAGE_MAX_AGE_DAYS` plus a day), then are pruned.
+    """
+
+    event_id = models.CharField(max_length=128, primary_key=True)
+    digest = models.BinaryField(max_length=16)
+    occurred_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return self.event_id
@@ -193,6 +214,48 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.model} {self.hour:%Y-%m-%d %H}:00"
+
+
+class UsageDailyRollup(models.Model):
+    """Usage per project, model and UTC day: what the organization's charts and breakdowns read, so
+    their cost does not grow with the number of keys or hours."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    model = models.CharField(max_length=100)
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _money(default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "model", "day"], name="usagedaily_unique_project_model_day"),
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="usagedaily_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.model} {self.day}"
+
+
+class UsageKeyDailyRollup(models.Model):
+    """Usage per API key and UTC day: the project pages' key breakdown."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _money(default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="usagekeydaily_unique_key_day")]
+        indexes = [models.Index(fields=["project", "day"], name="usagekeydaily_project_day")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.day}"
 
 
 # --- balance alerts ------------------------------------------------------------------------------

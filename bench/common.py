@@ -67,7 +67,8 @@ def seed(*, daily_budget: str | None = None, topup: str = "1000000") -> Seed:
     from decimal import Decimal
 
     from billing.models import LedgerKind, Price
-    from billing.services import ledger_post, price_set
+    from billing.services.ledger import ledger_post
+    from billing.services.prices import price_set
     from console.models import User
     from orgs.services import organization_create
     from projects.keys import generate_raw_key, key_digest, key_hint

@@ -19,7 +19,6 @@ from django.utils.html import format_html
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 
-from .invoicing import invoice_issue, invoice_request_reject
 from .models import (
     BillingAccount,
     Invoice,
@@ -32,7 +31,9 @@ from .models import (
     UsageBatch,
 )
 from .money import format_money
-from .services import ledger_post, price_set
+from .services.invoices import invoice_issue, invoice_request_reject
+from .services.ledger import ledger_post
+from .services.prices import price_set
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -17,6 +17,7 @@ import functools
 import hmac
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -24,22 +25,31 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .codes import Denial, RejectReason, RequestError
 from .openapi import openapi_document
-from .services import MAX_EVENTS_PER_BATCH, gateway_authorize, usage_ingest
+from .services.enforcement import gateway_authorize
+from .services.ingest import MAX_EVENTS_PER_BATCH, IngestResult, Rejection, UsageEventIn, usage_ingest
 
 logger = structlog.get_logger(__name__)
 
 MAX_ESTIMATED_TOKENS = 10**9
+MAX_TOKENS_PER_EVENT = 10**9
+MAX_EVENT_ID_LENGTH = 128
 
 
-def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> JsonResponse:
-    body = {"error": {"code": code, "message": message}}
+def _error(
+    code: Denial | RequestError, message: str, *, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    status = code.status
+    body = {"error": {"code": code.value, "message": message}}
     response = JsonResponse(body, status=status, headers=headers)
     response["X-Gateway-Error"] = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
-    response.gateway_error_code = code  # type: ignore[attr-defined]  # for the request log line
+    response.gateway_error_code = code.value  # type: ignore[attr-defined]  # for the request log line
     return response
 
 
@@ -78,16 +88,16 @@ def gateway_endpoint(*methods: str) -> Callable[[View], View]:
 
 def _checked(view: View, methods: tuple[str, ...], request: HttpRequest) -> HttpResponse:
     if request.method not in methods:
-        response = _error(405, "method_not_allowed", f"Use {' or '.join(methods)}.")
+        response = _error(RequestError.METHOD_NOT_ALLOWED, f"Use {' or '.join(methods)}.")
         response["Allow"] = ", ".join(methods)
         return response
     if not _gateway_token_valid(request.META.get("HTTP_X_GATEWAY_TOKEN")):
-        return _error(401, "invalid_gateway_token", "The X-Gateway-Token header is missing or wrong.")
+        return _error(RequestError.INVALID_GATEWAY_TOKEN, "The X-Gateway-Token header is missing or wrong.")
     try:
         return view(request)
     except (OperationalError, InterfaceError) as exc:
         logger.error("gateway_database_unavailable", error=exc.__class__.__name__)
-        return _error(503, "service_unavailable", "The console cannot reach its database. Try again shortly.",
+        return _error(RequestError.SERVICE_UNAVAILABLE, "The console cannot reach its database. Try again shortly.",
                       headers={"Retry-After": "1"})
 
 
@@ -103,7 +113,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     estimate_header = request.META.get("HTTP_X_ESTIMATED_TOKENS", "").strip()
     if estimate_header:
         if not estimate_header.isdigit() or int(estimate_header) > MAX_ESTIMATED_TOKENS:
-            return _error(400, "invalid_estimated_tokens",
+            return _error(RequestError.INVALID_ESTIMATED_TOKENS,
                           f"X-Estimated-Tokens must be a whole number from 0 to {MAX_ESTIMATED_TOKENS}.")
         estimated = int(estimate_header)
     else:
@@ -116,7 +126,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
         if decision.tpm.retry_after:
             headers["Retry-After"] = str(decision.tpm.retry_after)
     if not decision.allowed:
-        return _error(decision.status, decision.code, decision.message, headers=headers)
+        assert decision.code is not None  # noqa: S101 -- a denial always carries its code
+        return _error(decision.code, decision.message, headers=headers)
     key = decision.key
     assert key is not None  # noqa: S101 -- an allowed decision always carries its key
     ids = {
@@ -141,25 +152,94 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+def _token_count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS_PER_EVENT:
+        return None
+    return value
+
+
+def _parse_event(index: int, raw: Any, now: datetime) -> UsageEventIn | Rejection:
+    """Shape and field rules of one event; rejections carry the reason code of the contract."""
+    if not isinstance(raw, dict):
+        return Rejection(index, None, RejectReason.INVALID_EVENT)
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH or not event_id.isprintable():
+        return Rejection(index, event_id if isinstance(event_id, str) else None, RejectReason.INVALID_ID)
+    key_id = raw.get("key_id")
+    if not isinstance(key_id, str) or not key_id:
+        return Rejection(index, event_id, RejectReason.UNKNOWN_KEY)
+    model = raw.get("model")
+    if not isinstance(model, str) or not model:
+        return Rejection(index, event_id, RejectReason.UNKNOWN_MODEL)
+    input_tokens = _token_count(raw.get("input_tokens"))
+    output_tokens = _token_count(raw.get("output_tokens"))
+    if input_tokens is None or output_tokens is None:
+        return Rejection(index, event_id, RejectReason.INVALID_TOKENS)
+    estimate = raw.get("estimated_tokens", settings.CONSOLE_DEFAULT_ESTIMATED_TOKENS)
+    estimated_tokens = _token_count(estimate)
+    if estimated_tokens is None:
+        return Rejection(index, event_id, RejectReason.INVALID_TOKENS)
+    text = raw.get("occurred_at")
+    try:
+        occurred_at = parse_datetime(text) if isinstance(text, str) else None
+    except ValueError:
+        occurred_at = None
+    if occurred_at is None:
+        return Rejection(index, event_id, RejectReason.INVALID_TIMESTAMP)
+    if timezone.is_naive(occurred_at):
+        occurred_at = occurred_at.replace(tzinfo=UTC)  # the contract's timestamps are UTC unless they say otherwise
+    if occurred_at > now + timedelta(seconds=settings.CONSOLE_USAGE_MAX_FUTURE_SECONDS):
+        return Rejection(index, event_id, RejectReason.TIMESTAMP_IN_FUTURE)
+    if occurred_at < now - timedelta(days=settings.CONSOLE_USAGE_MAX_AGE_DAYS):
+        return Rejection(index, event_id, RejectReason.TIMESTAMP_TOO_OLD)
+    return UsageEventIn(
+        index=index,
+        event_id=event_id,
+        key_id=key_id,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        occurred_at=occurred_at.astimezone(UTC),
+        estimated_tokens=estimated_tokens,
+    )
+
+
+def usage_report(raw_events: list[Any], *, now: datetime | None = None) -> IngestResult:
+    """A batch in the contract's wire format: each event parsed on its own (a bad one is rejected
+    with its reason), the valid ones ingested; rejections of both steps in batch order."""
+    now = now or timezone.now()
+    parsed: list[UsageEventIn] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(raw_events):
+        item = _parse_event(index, raw, now)
+        if isinstance(item, Rejection):
+            rejected.append(item)
+        else:
+            parsed.append(item)
+    result = usage_ingest(events=parsed, now=now) if parsed else IngestResult()
+    result.rejected = sorted([*rejected, *result.rejected], key=lambda r: r.index)
+    return result
+
+
 @gateway_endpoint("POST")
 def usage(request: HttpRequest) -> HttpResponse:
     limit: int = settings.CONSOLE_USAGE_MAX_BODY_BYTES
     body = _read_body(request, limit)
     if body is None:
-        return _error(413, "payload_too_large", f"The body is larger than {limit:,} bytes; send smaller batches.")
+        return _error(RequestError.PAYLOAD_TOO_LARGE, f"The body is larger than {limit:,} bytes; send smaller batches.")
     try:
         payload: Any = json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        return _error(400, "invalid_json", "The body is not valid JSON.")
+        return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
-        return _error(400, "invalid_body", 'The body must be a JSON object with an "events" array.')
+        return _error(RequestError.INVALID_BODY, 'The body must be a JSON object with an "events" array.')
     if len(events) > MAX_EVENTS_PER_BATCH:
-        return _error(400, "too_many_events", f"Send at most {MAX_EVENTS_PER_BATCH} events per request.")
+        return _error(RequestError.TOO_MANY_EVENTS, f"Send at most {MAX_EVENTS_PER_BATCH} events per request.")
     try:
-        result = usage_ingest(events=events)
+        result = usage_report(events)
     except ValidationError as exc:
-        return _error(400, "invalid_body", " ".join(exc.messages))
+        return _error(RequestError.INVALID_BODY, " ".join(exc.messages))
     return JsonResponse(
         {
             "accepted": result.accepted,

@@ -21,9 +21,12 @@ from orgs.models import Organization
 from projects.keys import generate_raw_key, key_digest, key_hint
 from projects.models import APIKey, Project
 
+from .api import usage_report
 from .models import LedgerKind, Price, UsageEvent
 from .money import usage_cost
-from .services import ledger_post, price_set, usage_aggregate, usage_ingest
+from .services.ledger import ledger_post
+from .services.prices import price_set
+from .services.rollups import usage_aggregate
 
 DEMO_PROJECT_NAME = "Demo project"
 DEMO_KEY_NAME = "Demo key"
@@ -83,7 +86,7 @@ def _send_demo_usage(key: APIKey) -> None:
                 "input_tokens": 1200 + 150 * n, "output_tokens": 0 if model == "acme-embed" else 300 + 40 * n,
                 "occurred_at": (now - timedelta(days=day, minutes=5 * n + 1)).isoformat(),
             })
-        usage_ingest(events=events)
+        usage_report(events)
     usage_aggregate()
 
 
@@ -104,8 +107,8 @@ def billing_demo_usage(*, organization: Organization, below_threshold_by: Decima
     """Send enough demo usage through the real ingest service to take the balance just below the
     balance alert's threshold (or one more call when it is already below). After commit, the
     worker checks the alert: one email per crossing, printed by the console email backend."""
-    from .notifications import balance_alert_for  # the demo is loaded before alerts matter
-    from .selectors import billing_summary, prices_in_force
+    from .selectors.alerts import balance_alert_for  # the demo is loaded before alerts matter
+    from .selectors.pages import billing_summary, prices_in_force
 
     key = (
         APIKey.objects.unrevoked_unexpired()
@@ -134,6 +137,6 @@ def billing_demo_usage(*, organization: Organization, below_threshold_by: Decima
              "occurred_at": now.isoformat()}
             for i in range(start, min(start + 20, calls))
         ]
-        sent += usage_ingest(events=events, now=now).accepted
+        sent += usage_report(events, now=now).accepted
     return DemoUsage(organization=organization, events=sent, cost=per_call * sent,
                      balance=billing_summary(organization=organization).balance, threshold=threshold)

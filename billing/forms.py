@@ -8,7 +8,7 @@ from django.conf import settings
 
 from .models import InvoiceKind, LedgerEntry, LedgerKind
 from .money import format_money
-from .selectors import DEFAULT_USAGE_DAYS, USAGE_RANGES
+from .selectors.usage import DEFAULT_USAGE_DAYS, USAGE_RANGES
 
 
 class LedgerFilterForm(forms.Form):

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .services import MAX_EVENTS_PER_BATCH
+from .codes import RejectReason, RequestError, denials_with_status
+from .services.ingest import MAX_EVENTS_PER_BATCH
 
-REJECTION_REASONS = [
-    "invalid_event",
-    "invalid_id",
-    "unknown_key",
-    "unknown_model",
-    "invalid_tokens",
-    "invalid_timestamp",
-    "timestamp_in_future",
-    "timestamp_too_old",
-    "conflicting_duplicate",
-]
+REJECTION_REASONS = [reason.value for reason in RejectReason]
 
 
-def _error(codes: list[str], description: str) -> dict[str, Any]:
+def _error(codes: Sequence[str], description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
             "application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"},
-                "examples": {code: {"value": {"error": {"code": code, "message": "…"}}} for code in codes},
+                "examples": {str(code): {"value": {"error": {"code": str(code), "message": "…"}}} for code in codes},
             }
         },
     }
@@ -74,17 +66,16 @@ _AUTHORIZE = {
             "headers": {**_ID_HEADERS, **_RATE_HEADERS},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorized"}}},
         },
-        "400": _error(["invalid_estimated_tokens"], "X-Estimated-Tokens is not a whole number."),
-        "401": _error(["invalid_api_key", "invalid_gateway_token"], "Bad API key or gateway token."),
-        "403": _error(
-            ["insufficient_balance", "daily_budget_exceeded", "monthly_budget_exceeded", "project_archived"],
-            "Denied by balance, budget or project state.",
-        ),
+        "400": _error([RequestError.INVALID_ESTIMATED_TOKENS], "X-Estimated-Tokens is not a whole number."),
+        "401": _error([*denials_with_status(401), RequestError.INVALID_GATEWAY_TOKEN], "Bad API key or gateway token."),
+        "403": _error(denials_with_status(403), "Denied by balance, budget or project state."),
         "429": {
-            **_error(["rate_limited"], "A tokens-per-minute window is full."),
+            **_error(denials_with_status(429), "A tokens-per-minute window is full."),
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}, **_RATE_HEADERS},
         },
-        "503": _error(["service_unavailable"], "The console's database cannot be reached: nothing is authorized."),
+        "503": _error(
+            [RequestError.SERVICE_UNAVAILABLE], "The console's database cannot be reached: nothing is authorized."
+        ),
     },
 }
 
@@ -108,10 +99,12 @@ _USAGE = {
             "description": "Processed (some events may be rejected).",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UsageResult"}}},
         },
-        "400": _error(["invalid_json", "invalid_body", "too_many_events"], "Malformed body."),
-        "401": _error(["invalid_gateway_token"], "Missing or wrong gateway token."),
-        "413": _error(["payload_too_large"], "The body is over the size limit."),
-        "503": _error(["service_unavailable"], "The console's database cannot be reached; retry the batch."),
+        "400": _error(
+            [RequestError.INVALID_JSON, RequestError.INVALID_BODY, RequestError.TOO_MANY_EVENTS], "Malformed body."
+        ),
+        "401": _error([RequestError.INVALID_GATEWAY_TOKEN], "Missing or wrong gateway token."),
+        "413": _error([RequestError.PAYLOAD_TOO_LARGE], "The body is over the size limit."),
+        "503": _error([RequestError.SERVICE_UNAVAILABLE], "The console's database cannot be reached; retry the batch."),
     },
 }
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from celery import shared_task
 
-from .notifications import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
-from .services import usage_aggregate, usage_reconcile
+from .selectors.reconcile import usage_reconcile
+from .services.alerts import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
+from .services.rollups import usage_aggregate
 from .timeutils import yesterday_utc
 
 

@@ -22,22 +22,22 @@ from orgs.permissions import access_organization
 from projects.permissions import access_project
 
 from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm, UsageRangeForm
-from .invoicing import BILLING_FIELDS, billing_details_initial, invoice_request_create
 from .models import BalanceAlert, InvoiceKind, LedgerEntry
-from .notifications import balance_alert_for, balance_alert_update
 from .permissions import access_invoice
-from .selectors import (
-    USAGE_RANGES,
+from .selectors.alerts import balance_alert_for
+from .selectors.pages import (
+    billing_details_initial,
     billing_summary,
     invoice_requests_for,
     invoiceable_months,
     invoiceable_topups,
     ledger_entries,
-    organization_usage,
     prices_in_force,
-    project_usage,
     with_invoice_state,
 )
+from .selectors.usage import USAGE_RANGES, organization_usage, project_usage
+from .services.alerts import balance_alert_update
+from .services.invoices import BILLING_FIELDS, invoice_request_create
 
 LEDGER_PAGE_SIZE = 25
 INVOICES_SHOWN = 50

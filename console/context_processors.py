@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from billing.selectors import balance_banner
+from billing.selectors.pages import balance_banner
 from orgs.selectors import memberships_for_user
 
 

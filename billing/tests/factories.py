@@ -8,7 +8,7 @@ import factory
 from django.utils import timezone
 
 from billing.models import LedgerKind, Price
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from console.tests.factories import UserFactory
 from orgs.models import Organization
 from orgs.tests.factories import OrganizationFactory

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from billing.models import BillingAccount, LedgerEntry, Price
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from console.tests.factories import UserFactory
 from orgs.models import AuditEvent
 

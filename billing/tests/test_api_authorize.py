@@ -28,7 +28,7 @@ SMALL_TIERS = [
 def gateway_path(request, monkeypatch) -> str:
     """Every test runs on PostgreSQL's one-statement path and on the ORM path SQLite uses."""
     if request.param == "portable-orm":
-        monkeypatch.setattr("billing.selectors.FAST_PATH_VENDORS", set())
+        monkeypatch.setattr("billing.selectors.gateway.FAST_PATH_VENDORS", set())
     return request.param
 
 

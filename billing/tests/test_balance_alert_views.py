@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import AlertState, BalanceAlert, LedgerKind
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from orgs.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_at_zero_the_banner_says_calls_are_denied(client_as, org):
 
 
 def test_the_banner_costs_one_query(client_as, org, django_assert_num_queries):
-    from billing.selectors import balance_banner
+    from billing.selectors.pages import balance_banner
 
     topup(org, "1", "p1")
     with django_assert_num_queries(1):

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from billing.api import usage_report
 from billing.models import BillingAccount, LedgerEntry, LedgerKind, Price, UsageRollup
-from billing.services import usage_ingest
 from billing.tests.factories import PriceFactory, fund, make_api_key, usage_event
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_balance_topup_refuses_bad_input(org, org_id, amount, message):
 def test_usage_aggregate_command_folds_and_reports():
     PriceFactory(model="m")
     _raw, key = make_api_key()
-    usage_ingest(events=[usage_event(f"e{i}", key, "m") for i in range(3)])
+    usage_report([usage_event(f"e{i}", key, "m") for i in range(3)])
     assert "Folded 3 events from 1 batches into 1 rollups." in run("usage_aggregate")
     assert "Folded 0 events" in run("usage_aggregate")
     assert UsageRollup.objects.get().requests == 3
@@ -85,7 +85,7 @@ def test_usage_reconcile_command_passes_and_fails_loudly():
     _raw, key = make_api_key()
     fund(key.organization, "5")
     day = timezone.now().astimezone(UTC).date()
-    usage_ingest(events=[usage_event("e1", key, "m", occurred_at=datetime.combine(day, datetime.min.time(), UTC)
+    usage_report([usage_event("e1", key, "m", occurred_at=datetime.combine(day, datetime.min.time(), UTC)
                                      + timedelta(hours=1))])
     assert "agree for 1 organization" in run("usage_reconcile", "--date", day.isoformat())
     charge = LedgerEntry.objects.get(kind=LedgerKind.USAGE)

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 
-from billing.invoicing import invoice_issue, invoice_request_create
 from billing.models import Invoice, InvoiceKind, InvoiceRequest, InvoiceStatus, LedgerEntry, LedgerKind, UsageRollup
-from billing.services import ledger_post
+from billing.services.invoices import invoice_issue, invoice_request_create
+from billing.services.ledger import ledger_post
 from billing.tests.factories import ProjectFactory, make_api_key
 from console.tests.factories import UserFactory
 from console.tests.test_outbox import run_in_threads

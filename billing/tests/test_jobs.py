@@ -12,8 +12,10 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing.api import usage_report
 from billing.models import LedgerEntry, LedgerKind, UsageBatch, UsageEvent, UsageRollup
-from billing.services import usage_aggregate, usage_ingest, usage_reconcile
+from billing.selectors.reconcile import usage_reconcile
+from billing.services.rollups import usage_aggregate
 from billing.tasks import usage_aggregate_task, usage_reconcile_task
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key, usage_event
 
@@ -42,7 +44,7 @@ def rollups() -> dict[tuple[str, str, datetime], tuple[int, int, int, Decimal]]:
 
 def test_events_are_folded_per_key_model_and_hour(setup):
     key, key2 = setup
-    usage_ingest(events=[
+    usage_report([
         usage_event("a", key, "small", input_tokens=100, output_tokens=10, occurred_at=HOUR + timedelta(minutes=5)),
         usage_event("b", key, "small", input_tokens=200, output_tokens=20, occurred_at=HOUR + timedelta(minutes=59)),
         usage_event("c", key, "small", input_tokens=1, output_tokens=1, occurred_at=HOUR + timedelta(hours=1)),
@@ -63,9 +65,9 @@ def test_events_are_folded_per_key_model_and_hour(setup):
 
 def test_later_batches_add_to_existing_rollups_and_reruns_change_nothing(setup):
     key, _key2 = setup
-    usage_ingest(events=[usage_event("a", key, "small", occurred_at=HOUR)])
+    usage_report([usage_event("a", key, "small", occurred_at=HOUR)])
     usage_aggregate()
-    usage_ingest(events=[usage_event("b", key, "small", occurred_at=HOUR + timedelta(minutes=1)),
+    usage_report([usage_event("b", key, "small", occurred_at=HOUR + timedelta(minutes=1)),
                          usage_event("a", key, "small", occurred_at=HOUR)])  # a: duplicate, not stored
     usage_aggregate()
     usage_aggregate()
@@ -76,7 +78,7 @@ def test_later_batches_add_to_existing_rollups_and_reruns_change_nothing(setup):
 
 def test_a_crash_mid_run_folds_nothing_and_the_next_run_folds_everything(setup):
     key, _key2 = setup
-    usage_ingest(events=[usage_event("a", key, "small", occurred_at=HOUR)])
+    usage_report([usage_event("a", key, "small", occurred_at=HOUR)])
     # Killed after the new rollups were written, before the batch was marked folded.
     with mock.patch.object(UsageRollup.objects, "bulk_update", side_effect=RuntimeError("worker killed")), \
             pytest.raises(RuntimeError):
@@ -92,7 +94,7 @@ def test_concurrent_runs_never_fold_a_batch_twice(settings):
     PriceFactory(model="small")
     _raw, key = make_api_key()
     for batch in range(30):
-        usage_ingest(events=[usage_event(f"e{batch}-{i}", key, "small", occurred_at=HOUR + timedelta(minutes=i))
+        usage_report([usage_event(f"e{batch}-{i}", key, "small", occurred_at=HOUR + timedelta(minutes=i))
                              for i in range(20)])
     barrier = threading.Barrier(4)
 
@@ -116,8 +118,8 @@ def test_concurrent_runs_never_fold_a_batch_twice(settings):
 
 def test_a_run_that_finds_the_lock_taken_returns_at_once(setup):
     key, _key2 = setup
-    usage_ingest(events=[usage_event("a", key, "small", occurred_at=HOUR)])
-    with mock.patch("billing.services._aggregate_step", return_value=mock.Mock(skipped=True)):
+    usage_report([usage_event("a", key, "small", occurred_at=HOUR)])
+    with mock.patch("billing.services.rollups._aggregate_step", return_value=mock.Mock(skipped=True)):
         assert usage_aggregate().skipped
     assert not UsageRollup.objects.exists()
 
@@ -125,8 +127,8 @@ def test_a_run_that_finds_the_lock_taken_returns_at_once(setup):
 def test_reconcile_finds_no_difference_when_ledger_and_events_agree(setup):
     key, key2 = setup
     day = HOUR.date()
-    usage_ingest(events=[usage_event(f"e{i}", key if i % 2 else key2, "small", occurred_at=HOUR) for i in range(7)])
-    usage_ingest(events=[usage_event("next-day", key, "large", occurred_at=HOUR + timedelta(days=1))])
+    usage_report([usage_event(f"e{i}", key if i % 2 else key2, "small", occurred_at=HOUR) for i in range(7)])
+    usage_report([usage_event("next-day", key, "large", occurred_at=HOUR + timedelta(days=1))])
     report = usage_reconcile(day=day)
     assert report.ok and report.organizations == 1
 
@@ -134,7 +136,7 @@ def test_reconcile_finds_no_difference_when_ledger_and_events_agree(setup):
 def test_reconcile_reports_each_difference(setup, caplog):
     key, _key2 = setup
     _raw, other = make_api_key()
-    usage_ingest(events=[usage_event("a", key, "small", occurred_at=HOUR),
+    usage_report([usage_event("a", key, "small", occurred_at=HOUR),
                          usage_event("b", other, "small", occurred_at=HOUR)])
     LedgerEntry.objects.filter(organization=other.organization, kind=LedgerKind.USAGE).delete()
     report = usage_reconcile(day=HOUR.date())
@@ -147,7 +149,7 @@ def test_reconcile_reports_each_difference(setup, caplog):
 def test_reconcile_task_defaults_to_yesterday(setup):
     key, _key2 = setup
     yesterday = timezone.now() - timedelta(days=1)
-    usage_ingest(events=[usage_event("a", key, "small", occurred_at=yesterday)])
+    usage_report([usage_event("a", key, "small", occurred_at=yesterday)])
     with mock.patch("billing.tasks.usage_reconcile", wraps=usage_reconcile) as spy:
         usage_reconcile_task.delay()
     assert spy.call_args.kwargs["day"] == yesterday.astimezone(UTC).date()

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from billing.models import BillingAccount, LedgerEntry, LedgerKind
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from orgs.limits import organization_rate_limits
 from orgs.models import AuditEvent, Organization
 from orgs.tests.factories import OrganizationFactory

@@ -10,9 +10,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from billing.api import usage_report
 from billing.models import AlertState, BalanceAlert, LedgerKind
-from billing.notifications import balance_alert_check
-from billing.services import ledger_post, usage_ingest
+from billing.services.alerts import balance_alert_check
+from billing.services.ledger import ledger_post
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key, usage_event
 from console.models import OutboxEmail
 from console.tests.factories import UserFactory
@@ -25,8 +26,8 @@ CENT_MODEL = "cent-model"  # 1,000 input tokens cost exactly $0.01
 
 def spend(key: APIKey, cents: int, event_id: str, *, when: timezone.datetime | None = None) -> None:
     when = when or timezone.now()
-    result = usage_ingest(
-        events=[usage_event(event_id, key, CENT_MODEL, input_tokens=1000 * cents, output_tokens=0, occurred_at=when)],
+    result = usage_report(
+        [usage_event(event_id, key, CENT_MODEL, input_tokens=1000 * cents, output_tokens=0, occurred_at=when)],
         now=when,
     )
     assert result.accepted == 1, result

@@ -11,10 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import selectors
+from billing.selectors import usage as usage_selectors
+from billing.api import usage_report
 from billing.models import UsageRollup
-from billing.selectors import organization_usage, project_usage
-from billing.services import usage_aggregate, usage_ingest
+from billing.selectors.usage import organization_usage, project_usage
+from billing.services.rollups import usage_aggregate
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key, usage_event
 from console.models import User
 from orgs.models import Organization, Role
@@ -30,7 +31,7 @@ TODAY = date(2026, 11, 20)
 @pytest.fixture(autouse=True)
 def fixed_today(monkeypatch: pytest.MonkeyPatch) -> date:
     """The pages' "last N days" end on TODAY (UTC), whatever the clock says."""
-    monkeypatch.setattr(selectors, "today_utc", lambda now=None: TODAY)
+    monkeypatch.setattr(usage_selectors, "today_utc", lambda now=None: TODAY)
     return TODAY
 
 
@@ -107,7 +108,7 @@ def test_ingested_and_aggregated_usage_is_what_the_chart_shows(org, project):
         usage_event("u3", key, "acme-large", input_tokens=1_000_000, output_tokens=0,
                     occurred_at=at(TODAY - timedelta(days=3), 23) + timedelta(minutes=59)),
     ]
-    assert usage_ingest(events=events, now=now).accepted == 3
+    assert usage_report(events, now=now).accepted == 3
     usage_aggregate()
 
     report = organization_usage(organization=org, days=7)

@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from billing.api import usage_report
 from billing.models import LedgerEntry, LedgerKind
-from billing.services import ledger_post, usage_ingest
+from billing.services.ledger import ledger_post
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key, usage_event
 from billing.views import LEDGER_PAGE_SIZE
 
@@ -54,7 +55,7 @@ def test_the_page_shows_the_balance_usage_tier_prices_and_ledger(client_as, org)
     PriceFactory(model="acme-large", input_per_mtok=Decimal("1.20"), output_per_mtok=Decimal("4.80"))
     post(org, LedgerKind.TOPUP, "25", "pay-1", memo="Card payment")
     _raw, key = make_api_key(project=ProjectFactory(organization=org))
-    usage_ingest(events=[usage_event("e1", key, "acme-large", input_tokens=1_000_000, output_tokens=0)])
+    usage_report([usage_event("e1", key, "acme-large", input_tokens=1_000_000, output_tokens=0)])
     page = client_as("admin").get(overview_url(org)).content.decode()
     assert 'id="balance">$23.80<' in page
     assert 'id="month-usage">$1.20<' in page
@@ -122,7 +123,7 @@ def test_csv_download_has_exact_amounts_and_respects_filters(client_as, org):
     post(org, LedgerKind.TOPUP, "25", "pay-1", memo="=HYPERLINK(\"http://evil\")")
     PriceFactory(model="m", input_per_mtok=Decimal("1.234567"), output_per_mtok=Decimal("0"))
     _raw, key = make_api_key(project=ProjectFactory(organization=org))
-    usage_ingest(events=[usage_event("e1", key, "m", input_tokens=7, output_tokens=0)])
+    usage_report([usage_event("e1", key, "m", input_tokens=7, output_tokens=0)])
     response = client_as("admin").get(csv_url(org))
     assert response["Content-Type"].startswith("text/csv")
     assert f"ledger-{org.public_id}-" in response["Content-Disposition"]

@@ -12,9 +12,9 @@ from django.core import mail
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
-from billing.invoicing import invoice_issue
 from billing.models import InvoiceRequest, LedgerKind
-from billing.services import ledger_post
+from billing.services.invoices import invoice_issue
+from billing.services.ledger import ledger_post
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key
 from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs.models import Role

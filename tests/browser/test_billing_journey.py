@@ -14,7 +14,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from billing.models import LedgerKind
-from billing.services import ledger_post, usage_aggregate
+from billing.services.ledger import ledger_post
+from billing.services.rollups import usage_aggregate
 from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key
 from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs.models import Role

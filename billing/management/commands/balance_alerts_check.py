@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from billing.notifications import balance_alerts_check
+from billing.services.alerts import balance_alerts_check
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.models import LedgerKind
 from billing.money import format_money, parse_amount
-from billing.services import ledger_post
+from billing.services.ledger import ledger_post
 from orgs.models import Organization
 
 

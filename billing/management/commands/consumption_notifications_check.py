@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from billing.notifications import consumption_notifications_check
+from billing.services.alerts import consumption_notifications_check
 
 
 class Command(BaseCommand):

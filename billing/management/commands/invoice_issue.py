@@ -5,8 +5,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.invoicing import invoice_issue, invoice_request_reject
 from billing.money import format_money
+from billing.services.invoices import invoice_issue, invoice_request_reject
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from billing.money import format_money, parse_amount
-from billing.services import price_set
+from billing.services.prices import price_set
 
 
 def amount_argument(text: str) -> Decimal:

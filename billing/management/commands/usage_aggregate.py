@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from billing.services import usage_aggregate
+from billing.services.rollups import usage_aggregate
 
 
 class Command(BaseCommand):

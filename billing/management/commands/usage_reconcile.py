@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.money import format_money
-from billing.services import usage_reconcile
+from billing.selectors.reconcile import usage_reconcile
 from billing.timeutils import yesterday_utc
 
 

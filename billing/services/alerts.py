@@ -29,12 +29,13 @@ from django.utils import timezone
 
 from console.models import User
 from console.services import absolute_url, email_enqueue
-from orgs.models import Membership, Organization, Role
+from orgs.models import Organization
 from orgs.services import audit_record
-from projects.models import Project, ProjectMembership, ProjectRole
+from projects.models import Project
 
-from .models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
-from .money import format_money
+from ..models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
+from ..money import format_money
+from ..selectors.alerts import balance_alert_recipients, consumption_recipients
 
 logger = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ MAX_THRESHOLD = Decimal("1000000")
 
 def schedule_balance_alert_check(*, organization_id: int) -> None:
     """Check the organization's balance alert once the caller's transaction commits."""
-    from .tasks import balance_alert_check_task  # the task module imports this one
+    from ..tasks import balance_alert_check_task  # the task module imports this one
 
     # robust: a broker that is down must not fail the committed change; the beat job catches up.
     transaction.on_commit(lambda: balance_alert_check_task.delay(organization_id), robust=True)
@@ -51,19 +52,13 @@ def schedule_balance_alert_check(*, organization_id: int) -> None:
 
 def schedule_usage_notify(*, organization_ids: list[int], periods: list[tuple[int, str, str]]) -> None:
     """After an ingest batch commits: its balance alerts and consumption notifications."""
-    from .tasks import usage_notify_task
+    from ..tasks import usage_notify_task
 
     rows = [list(p) for p in periods]
     transaction.on_commit(lambda: usage_notify_task.delay(organization_ids, rows), robust=True)
 
 
 # --- balance alerts ------------------------------------------------------------------------------
-
-
-def balance_alert_for(*, organization: Organization) -> BalanceAlert:
-    """The organization's alert settings; an unsaved default row when it never changed them."""
-    alert = BalanceAlert.objects.filter(organization=organization).first()
-    return alert or BalanceAlert(organization=organization)
 
 
 def _alert_row(organization_id: int) -> BalanceAlert:
@@ -120,10 +115,6 @@ def balance_alert_update(
         )
     schedule_balance_alert_check(organization_id=organization.pk)
     return alert
-
-
-def balance_alert_recipients(*, organization: Organization, alert: BalanceAlert) -> list[str]:
-    return [organization.registered_email, *alert.extra_recipients]
 
 
 def _due_alerts() -> QuerySet[BalanceAlert]:
@@ -217,21 +208,6 @@ def _percents(value: object) -> list[int]:
     if not isinstance(value, list):
         return []
     return sorted({int(p) for p in value if isinstance(p, int | float) and 0 < p <= 100})
-
-
-def consumption_recipients(*, project: Project) -> list[str]:
-    """The project's admins, plus the org admins when the project asks for it (or when the project
-    has no admin of its own: someone must hear that its calls are about to be denied)."""
-    admins = list(
-        ProjectMembership.objects.filter(project=project, role__gte=ProjectRole.ADMIN)
-        .order_by("user__email")
-        .values_list("user__email", flat=True)
-    )
-    if project.notify_org_admins or not admins:
-        admins += Membership.objects.filter(organization_id=project.organization_id, role__gte=Role.ADMIN).order_by(
-            "user__email"
-        ).values_list("user__email", flat=True)
-    return list(dict.fromkeys(admins))
 
 
 def _period_label(period: str, start: date) -> str:

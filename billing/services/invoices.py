@@ -29,7 +29,7 @@ from console.services import absolute_url, email_enqueue
 from orgs.models import Organization
 from orgs.services import audit_record
 
-from .models import (
+from ..models import (
     Invoice,
     InvoiceCounter,
     InvoiceKind,
@@ -40,23 +40,12 @@ from .models import (
     LedgerKind,
     UsageRollup,
 )
-from .money import ZERO, format_money, quantize_cent
+from ..money import ZERO, format_money, quantize_cent
 
 logger = structlog.get_logger(__name__)
 
 BILLING_FIELDS = ("billing_name", "billing_address", "billing_country", "billing_tax_number", "billing_email")
 _FIELD_LIMITS = {"billing_name": 200, "billing_address": 500, "billing_country": 100, "billing_tax_number": 50}
-
-
-def billing_details_initial(*, organization: Organization) -> dict[str, str]:
-    """The organization's information, as an invoice request form's starting point."""
-    return {
-        "billing_name": organization.name,
-        "billing_address": organization.legal_address,
-        "billing_country": str(organization.country.name) if organization.country else "",
-        "billing_tax_number": organization.tax_number,
-        "billing_email": organization.registered_email,
-    }
 
 
 def _month_bounds(month: date) -> tuple[datetime, datetime]:

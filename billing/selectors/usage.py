@@ -1,0 +1,219 @@
+"""Consumption analytics for the overview and usage pages: read from rollups only, never raw events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from orgs.models import Organization
+from projects.models import Project, key_status
+
+from ..models import UsageRollup
+from ..money import ZERO
+from ..timeutils import today_utc
+
+USAGE_RANGES = (7, 30, 90)
+DEFAULT_USAGE_DAYS = 30
+_PERCENT = Decimal("0.1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    cost: Decimal = ZERO
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageDay(Usage):
+    day: date
+    height: Decimal = ZERO  # the bar's height: percent of the range's peak day cost
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageGroup(Usage):
+    """One row of a breakdown (a project, a model or an API key) over the range."""
+
+    label: str
+    ref: str = ""  # the project's or key's public id, the model's name; "" when masked
+    detail: str = ""  # a key's hint
+    share: Decimal = ZERO  # percent of the range's cost
+    masked: bool = False  # another member's key: name and hint withheld
+    mine: bool = False
+    inactive: str = ""  # "Revoked", "Expired", "Archived", or ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageReport:
+    """A range of UTC days, every day present (zero-filled), with its totals and breakdowns."""
+
+    days: int
+    first_day: date
+    last_day: date
+    daily: list[UsageDay]
+    total: Usage
+    peak: UsageDay | None  # the day of highest cost; None when nothing cost anything
+    by_project: list[UsageGroup] = field(default_factory=list)
+    by_model: list[UsageGroup] = field(default_factory=list)
+    by_key: list[UsageGroup] = field(default_factory=list)
+
+    @property
+    def has_usage(self) -> bool:
+        return self.total.requests > 0 or self.total.cost > 0
+
+
+def usage_range(*, days: int, today: date | None = None) -> tuple[date, date]:
+    """The first and last UTC day of the last `days` days, today included."""
+    last = today or today_utc()
+    return last - timedelta(days=days - 1), last
+
+
+def _rollups(*, organization: Organization, project: Project | None, first: date, last: date) -> QuerySet[UsageRollup]:
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+    # Served by usagerollup_project_hour or usagerollup_org_hour.
+    rows = (
+        UsageRollup.objects.filter(project=project)
+        if project is not None
+        else UsageRollup.objects.filter(organization=organization)
+    )
+    return rows.filter(hour__gte=start, hour__lt=end)
+
+
+_SUMS = {
+    "cost_sum": Sum("cost"),
+    "requests_sum": Sum("requests"),
+    "input_sum": Sum("input_tokens"),
+    "output_sum": Sum("output_tokens"),
+}
+
+
+def _usage_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cost": row["cost_sum"] or ZERO,
+        "requests": row["requests_sum"] or 0,
+        "input_tokens": row["input_sum"] or 0,
+        "output_tokens": row["output_sum"] or 0,
+    }
+
+
+def _percent(part: Decimal, whole: Decimal) -> Decimal:
+    if whole <= 0:
+        return ZERO
+    return (part * 100 / whole).quantize(_PERCENT)
+
+
+def _daily(rollups: QuerySet[UsageRollup], first: date, last: date) -> list[UsageDay]:
+    sums = {
+        row["day"]: row
+        for row in rollups.annotate(day=TruncDate("hour", tzinfo=UTC)).values("day").annotate(**_SUMS).order_by()
+    }
+    every_day = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    peak_cost = max((row["cost_sum"] or ZERO for row in sums.values()), default=ZERO)
+    daily = []
+    for day in every_day:
+        row = sums.get(day)
+        if row is None:
+            daily.append(UsageDay(day=day))
+            continue
+        fields = _usage_fields(row)
+        daily.append(UsageDay(day=day, height=_percent(fields["cost"], peak_cost), **fields))
+    return daily
+
+
+def _total(daily: list[UsageDay]) -> Usage:
+    return Usage(
+        cost=sum((d.cost for d in daily), ZERO),
+        requests=sum(d.requests for d in daily),
+        input_tokens=sum(d.input_tokens for d in daily),
+        output_tokens=sum(d.output_tokens for d in daily),
+    )
+
+
+def _by_model(rollups: QuerySet[UsageRollup], total: Decimal) -> list[UsageGroup]:
+    rows = rollups.values("model").annotate(**_SUMS).order_by("-cost_sum", "model")
+    return [
+        UsageGroup(label=row["model"], ref=row["model"], share=_percent(row["cost_sum"] or ZERO, total),
+                   **_usage_fields(row))
+        for row in rows
+    ]
+
+
+def _report(*, organization: Organization, project: Project | None, days: int, today: date | None) -> UsageReport:
+    first, last = usage_range(days=days, today=today)
+    daily = _daily(_rollups(organization=organization, project=project, first=first, last=last), first, last)
+    total = _total(daily)
+    peak = max(daily, key=lambda d: d.cost) if total.cost > 0 else None
+    return UsageReport(days=days, first_day=first, last_day=last, daily=daily, total=total, peak=peak)
+
+
+def organization_usage(*, organization: Organization, days: int = DEFAULT_USAGE_DAYS,
+                       today: date | None = None) -> UsageReport:
+    """The organization's consumption per UTC day over the last `days` days, by project and by model."""
+    report = _report(organization=organization, project=None, days=days, today=today)
+    rollups = _rollups(organization=organization, project=None, first=report.first_day, last=report.last_day)
+    projects = (
+        rollups.values("project__public_id", "project__name", "project__archived_at")
+        .annotate(**_SUMS)
+        .order_by("-cost_sum", "project__name")
+    )
+    report.by_project.extend(
+        UsageGroup(
+            label=row["project__name"], ref=row["project__public_id"],
+            share=_percent(row["cost_sum"] or ZERO, report.total.cost),
+            inactive="Archived" if row["project__archived_at"] else "",
+            **_usage_fields(row),
+        )
+        for row in projects
+    )
+    report.by_model.extend(_by_model(rollups, report.total.cost))
+    return report
+
+
+_INACTIVE = {"active": "", "revoked": "Revoked", "expired": "Expired"}
+
+
+def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days: int = DEFAULT_USAGE_DAYS,
+                  today: date | None = None) -> UsageReport:
+    """The project's consumption per UTC day over the last `days` days, by model and by API key.
+
+    Keys of other members are masked unless `see_all_keys` (project and org admins): the roles
+    table's "own keys; other keys masked". Revoked and expired keys still count.
+    """
+    organization = project.organization
+    report = _report(organization=organization, project=project, days=days, today=today)
+    rollups = _rollups(organization=organization, project=project, first=report.first_day, last=report.last_day)
+    report.by_model.extend(_by_model(rollups, report.total.cost))
+    keys = (
+        rollups.values(
+            "api_key__public_id", "api_key__name", "api_key__hint", "api_key__created_by_id",
+            "api_key__revoked_at", "api_key__expires_at",
+        )
+        .annotate(**_SUMS)
+        .order_by("-cost_sum", "api_key__name", "api_key__public_id")
+    )
+    for row in keys:
+        mine = row["api_key__created_by_id"] == viewer_id
+        visible = see_all_keys or mine
+        report.by_key.append(UsageGroup(
+            label=row["api_key__name"] if visible else "Another member's key",
+            ref=row["api_key__public_id"] if visible else "",
+            detail=row["api_key__hint"] if visible else "",
+            masked=not visible,
+            mine=mine,
+            inactive=_INACTIVE[key_status(revoked_at=row["api_key__revoked_at"],
+                                          expires_at=row["api_key__expires_at"])],
+            share=_percent(row["cost_sum"] or ZERO, report.total.cost),
+            **_usage_fields(row),
+        ))
+    return report

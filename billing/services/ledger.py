@@ -1,0 +1,140 @@
+"""The ledger: append-only rows that move an organization's balance, in the same transaction,
+under the billing account's row lock (the lock order: billing accounts by organization id)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from console.models import User
+from orgs.models import Organization
+from orgs.services import audit_record
+
+from ..models import BillingAccount, LedgerEntry, LedgerKind
+from ..money import format_money, quantize_micro
+from .alerts import schedule_balance_alert_check
+from .retry import atomic_with_retry
+
+
+def lock_accounts(organization_ids: Iterable[int]) -> dict[int, BillingAccount]:
+    """Lock (creating when missing) the billing accounts, in organization id order."""
+    ids = sorted(set(organization_ids))
+
+    def select() -> dict[int, BillingAccount]:
+        rows = BillingAccount.objects.select_for_update().filter(organization_id__in=ids).order_by("organization_id")
+        return {account.organization_id: account for account in rows}
+
+    accounts = select()
+    missing = [i for i in ids if i not in accounts]
+    if missing:
+        BillingAccount.objects.bulk_create(
+            [BillingAccount(organization_id=i) for i in missing], ignore_conflicts=True
+        )
+        accounts = select()
+    return accounts
+
+
+@dataclass(frozen=True)
+class LedgerPostResult:
+    entry: LedgerEntry
+    created: bool  # False: the reference was already posted with the same content; nothing changed
+
+
+_STAFF_KINDS = {LedgerKind.TOPUP, LedgerKind.ADJUSTMENT, LedgerKind.REFUND}
+
+
+def _same_posting(entry: LedgerEntry, *, organization: Organization, kind: str, amount: Decimal) -> bool:
+    return entry.organization_id == organization.pk and entry.kind == kind and entry.amount == amount
+
+
+def ledger_post(
+    *,
+    organization: Organization,
+    kind: str,
+    amount: Decimal,
+    reference: str,
+    actor: User | None,
+    memo: str = "",
+) -> LedgerPostResult:
+    """Post a top-up, adjustment or refund and move the balance with it, in one transaction.
+
+    `amount` is what staff type: positive for top-ups and refunds (a refund pays money back, so the
+    balance goes down), signed for adjustments. The reference is unique: posting it again with the
+    same content changes nothing and says so (`created=False`); with other content it is refused.
+    Top-ups (only) raise the organization's cumulative top-ups, which set its rate tier.
+    """
+    reference = reference.strip()
+    memo = memo.strip()
+    errors: dict[str, str] = {}
+    if kind not in _STAFF_KINDS:
+        errors["kind"] = "Choose top-up, adjustment or refund."
+    if not reference or len(reference) > 100:
+        errors["reference"] = "Enter a unique reference of 1 to 100 characters (e.g. the payment id)."
+    if len(memo) > 200:
+        errors["memo"] = "Keep the memo under 200 characters."
+    if amount != quantize_micro(amount) or abs(amount) >= Decimal(10**11):
+        errors["amount"] = "Enter an amount with at most 6 decimal places."
+    elif kind in (LedgerKind.TOPUP, LedgerKind.REFUND) and amount <= 0:
+        errors["amount"] = "Enter an amount greater than zero."
+    elif kind == LedgerKind.ADJUSTMENT and amount == 0:
+        errors["amount"] = "Enter a non-zero amount (negative to take money off the balance)."
+    if kind == LedgerKind.ADJUSTMENT and not memo:
+        errors["memo"] = "Say why the balance is adjusted."
+    if errors:
+        raise ValidationError(errors)
+    signed = -amount if kind == LedgerKind.REFUND else amount
+
+    def post() -> LedgerPostResult:
+        account = lock_accounts([organization.pk])[organization.pk]
+        existing = LedgerEntry.objects.filter(reference=reference).first()
+        if existing is not None:
+            return _repeated_reference(existing, organization=organization, kind=kind, amount=signed)
+        before = account.balance
+        after = before + signed
+        if kind == LedgerKind.REFUND and after < 0:
+            raise ValidationError({"amount": f"A refund cannot exceed the balance ({format_money(before)})."})
+        try:
+            with transaction.atomic():
+                entry = LedgerEntry.objects.create(
+                    organization=organization, kind=kind, amount=signed, balance_after=after,
+                    reference=reference, memo=memo, created_by=actor,
+                )
+        except IntegrityError:
+            # The same reference committed meanwhile for another organization (this one is locked).
+            existing = LedgerEntry.objects.get(reference=reference)
+            return _repeated_reference(existing, organization=organization, kind=kind, amount=signed)
+        account.balance = after
+        account.save(update_fields=["balance", "updated_at"])
+        if kind == LedgerKind.TOPUP:
+            Organization.objects.filter(pk=organization.pk).update(cumulative_topups=F("cumulative_topups") + amount)
+        # A top-up re-arms the balance alert; a refund or adjustment may fire it.
+        schedule_balance_alert_check(organization_id=organization.pk)
+        audit_record(
+            actor=actor,
+            organization=organization,
+            action=f"ledger.{kind}",
+            target=entry,
+            before={"balance": str(before)},
+            after={"balance": str(after), "amount": str(signed), "reference": reference, "memo": memo},
+        )
+        return LedgerPostResult(entry=entry, created=True)
+
+    return atomic_with_retry(post, what="ledger_post")
+
+
+def _repeated_reference(
+    existing: LedgerEntry, *, organization: Organization, kind: str, amount: Decimal
+) -> LedgerPostResult:
+    if _same_posting(existing, organization=organization, kind=kind, amount=amount):
+        return LedgerPostResult(entry=existing, created=False)
+    raise ValidationError(
+        {"reference": f"Reference “{existing.reference}” is already used by another ledger entry."}
+    )
+
+
+# --- usage ingest ----------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def billing_demo_load(*, organization: Organization, user: User) -> BillingDemo:
         raw_key = generate_raw_key()
         key = APIKey.objects.create(organization=organization, project=project, created_by=user,
                                     name=DEMO_KEY_NAME, digest=key_digest(raw_key), hint=key_hint(raw_key))
-    if not UsageEvent.objects.filter(event_id__startswith="demo-").exists():
+    if not UsageEvent.objects.filter(project=project).exists():  # (project_id, occurred_at) index
         _send_demo_usage(key)
     return BillingDemo(project=project, key=key, raw_key=raw_key)
 

@@ -5,6 +5,8 @@ Money columns keep 6 decimal places; rounding rules live in `billing/money.py`.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,6 +16,8 @@ from django.utils import timezone
 
 from orgs.models import Organization
 from projects.models import APIKey, Project
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _money(**kwargs: object) -> models.DecimalField[Decimal, Decimal]:
@@ -161,6 +165,14 @@ class UsageEventKey(models.Model):
     def __str__(self) -> str:
         return self.event_id
 
+    @staticmethod
+    def digest_of(
+        *, api_key_id: int, model: str, input_tokens: int, output_tokens: int, occurred_at: datetime
+    ) -> bytes:
+        micros = (occurred_at - _EPOCH) // timedelta(microseconds=1)
+        text = f"{api_key_id}|{model}|{input_tokens}|{output_tokens}|{micros}"
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
 
 class SpendPeriod(models.TextChoices):
     DAY = "day", "Day"
@@ -242,6 +254,7 @@ class UsageDailyRollup(models.Model):
 class UsageKeyDailyRollup(models.Model):
     """Usage per API key and UTC day: the project pages' key breakdown."""
 
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
     api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
     day = models.DateField()

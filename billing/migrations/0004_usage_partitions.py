@@ -143,7 +143,7 @@ def backfill(apps, schema_editor):
     )
     apps.get_model("billing", "UsageKeyDailyRollup").objects.bulk_create(
         [apps.get_model("billing", "UsageKeyDailyRollup")(**row)
-         for row in hourly.values("project_id", "api_key_id", "day").annotate(**sums).order_by()],
+         for row in hourly.values("organization_id", "project_id", "api_key_id", "day").annotate(**sums).order_by()],
         batch_size=1000,
     )
 
@@ -206,6 +206,7 @@ class Migration(migrations.Migration):
                 ('output_tokens', models.PositiveBigIntegerField(default=0)),
                 ('cost', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=18)),
                 ('api_key', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.apikey')),
+                ('organization', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organization')),
                 ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.project')),
             ],
             options={

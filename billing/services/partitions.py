@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import UsageEvent, UsageEventKey
-from .reconcile import usage_reconcile_range
+from ..models import UsageEvent, UsageEventKey
+from ..selectors.reconcile import usage_reconcile_range
 
 logger = structlog.get_logger(__name__)
 

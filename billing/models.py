@@ -110,6 +110,8 @@ class UsageBatch(models.Model):
 
     received_at = models.DateTimeField(default=timezone.now)
     events = models.PositiveIntegerField(default=0)
+    # The earliest occurred_at of its events: folding reads only the partitions from there on.
+    first_occurred_at = models.DateTimeField(null=True, blank=True)
     folded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -163,6 +163,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='usagebatch',
+            name='first_occurred_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
         migrations.CreateModel(
             name='UsageEventKey',
             fields=[

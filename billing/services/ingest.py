@@ -175,7 +175,8 @@ def _ingest_valid(events: list[UsageEventIn], now: datetime) -> IngestResult:
         to_insert = [item for item in to_insert if item[0].event_id in claimed]
     if not to_insert:
         return result
-    batch = UsageBatch.objects.create(received_at=now, events=len(to_insert))
+    first = min(event.occurred_at for event, _key, _cost in to_insert)
+    batch = UsageBatch.objects.create(received_at=now, events=len(to_insert), first_occurred_at=first)
     _insert_events(batch, to_insert)
     result.accepted = len(to_insert)
     if to_insert:

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Subquery
 from django.utils import timezone
 
 from ..models import UsageEvent, UsageEventKey
@@ -80,23 +82,23 @@ def usage_partitions() -> list[Partition]:
     return sorted(found, key=lambda p: p.month)
 
 
-def _default_months(cursor: object) -> list[date]:
-    cursor.execute(  # type: ignore[attr-defined]
+def _default_months(cursor: CursorWrapper) -> list[date]:
+    cursor.execute(
         f"SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date FROM {DEFAULT_PARTITION}"  # noqa: S608 -- fixed identifier
     )
-    return [row[0] for row in cursor.fetchall()]  # type: ignore[attr-defined]
+    return [row[0] for row in cursor.fetchall()]
 
 
-def _create_partition(cursor: object, month: date) -> int:
+def _create_partition(cursor: CursorWrapper, month: date) -> int:
     """Create the month's partition; rows of that month waiting in the default partition move into
     it in the same transaction. Returns how many rows moved."""
     name, start, end = partition_name(month), _bound(month), _bound(next_month(month))
-    execute = cursor.execute  # type: ignore[attr-defined]
+    execute = cursor.execute
     execute(
         f"SELECT count(*) FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s",  # noqa: S608
         [start, end],
     )
-    waiting = int(cursor.fetchone()[0])  # type: ignore[attr-defined]
+    waiting = int(cursor.fetchone()[0])
     if not waiting:
         execute(f"CREATE TABLE {name} PARTITION OF {TABLE} FOR VALUES FROM ('{start}') TO ('{end}')")
         return 0
@@ -122,9 +124,9 @@ class MaintenanceResult:
     skipped: str = ""  # why nothing was done (SQLite, another run holds the lock)
 
 
-def _try_lock(cursor: object) -> bool:
-    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_MAINTENANCE_LOCK_ID])  # type: ignore[attr-defined]
-    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
+def _try_lock(cursor: CursorWrapper) -> bool:
+    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_MAINTENANCE_LOCK_ID])
+    return bool(cursor.fetchone()[0])
 
 
 def usage_partitions_ensure(*, now: datetime | None = None, months_ahead: int | None = None) -> MaintenanceResult:
@@ -167,12 +169,12 @@ def usage_partitions_ensure(*, now: datetime | None = None, months_ahead: int | 
     return result
 
 
-def _unfolded_batches(cursor: object, name: str) -> int:
-    cursor.execute(  # type: ignore[attr-defined]
+def _unfolded_batches(cursor: CursorWrapper, name: str) -> int:
+    cursor.execute(
         f"SELECT count(DISTINCT e.batch_id) FROM {name} e JOIN billing_usagebatch b ON b.id = e.batch_id "  # noqa: S608
         "WHERE b.folded_at IS NULL"
     )
-    return int(cursor.fetchone()[0])  # type: ignore[attr-defined]
+    return int(cursor.fetchone()[0])
 
 
 def usage_retention_apply(*, now: datetime | None = None) -> MaintenanceResult:
@@ -210,7 +212,7 @@ def usage_retention_apply(*, now: datetime | None = None) -> MaintenanceResult:
     return result
 
 
-def _retention_refusal(cursor: object, partition: Partition) -> str:
+def _retention_refusal(cursor: CursorWrapper, partition: Partition) -> str:
     unfolded = _unfolded_batches(cursor, partition.name)
     if unfolded:
         return f"{unfolded} batch(es) with events in it are not folded into rollups yet"
@@ -228,12 +230,11 @@ def usage_keys_prune(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.CONSOLE_USAGE_MAX_AGE_DAYS + 1)
     pruned = 0
     while True:
-        ids = list(
-            UsageEventKey.objects.filter(occurred_at__lt=cutoff).values_list("event_id", flat=True)[:KEY_PRUNE_CHUNK]
-        )
-        if not ids:
+        chunk = UsageEventKey.objects.filter(occurred_at__lt=cutoff).values("event_id")[:KEY_PRUNE_CHUNK]
+        deleted = UsageEventKey.objects.filter(event_id__in=Subquery(chunk)).delete()[0]
+        pruned += deleted
+        if deleted < KEY_PRUNE_CHUNK:
             return pruned
-        pruned += UsageEventKey.objects.filter(event_id__in=ids).delete()[0]
 
 
 def usage_partitions_maintain(*, now: datetime | None = None) -> MaintenanceResult:

@@ -4,10 +4,9 @@ model and day (the organization's charts); per key and day (the project's key br
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC
 
 import structlog
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
@@ -88,15 +87,17 @@ def _aggregate_step(limit: int) -> AggregateResult:
             if not cursor.fetchone()[0]:
                 return AggregateResult(skipped=True)
     unfolded = UsageBatch.objects.filter(folded_at__isnull=True).order_by("id")
-    batches = list(unfolded.values_list("id", "received_at")[:limit])
+    batches = list(unfolded.values_list("id", "first_occurred_at")[:limit])
     if not batches:
         return AggregateResult()
-    batch_ids = [pk for pk, _received in batches]
-    # A batch's events are at most the accepted age older than the batch: the bound lets
-    # PostgreSQL read only those partitions instead of probing every month's batch index.
-    since = min(received for _pk, received in batches) - timedelta(days=settings.CONSOLE_USAGE_MAX_AGE_DAYS + 1)
+    batch_ids = [pk for pk, _first in batches]
+    events = UsageEvent.objects.filter(batch_id__in=batch_ids)
+    if all(first is not None for _pk, first in batches):
+        # The bound lets PostgreSQL read only the partitions the batches' events are in, instead
+        # of probing every month's batch index.
+        events = events.filter(occurred_at__gte=min(first for _pk, first in batches if first is not None))
     grouped = (
-        UsageEvent.objects.filter(batch_id__in=batch_ids, occurred_at__gte=since)
+        events
         .annotate(hour=TruncHour("occurred_at", tzinfo=UTC))
         .values("organization_id", "project_id", "api_key_id", "model", "hour")
         .annotate(n=Count("id"), i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost"))

@@ -240,6 +240,9 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
         for event, key, cost in items
     ]
     if connection.vendor == "postgresql":
+        # The foreign keys are checked now, not at COMMIT (Django declares them DEFERRABLE INITIALLY
+        # DEFERRED): deferred, a thousand rows' checks ran under the balance row lock taken later
+        # in the transaction, which then serialized one organization's concurrent batches.
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers
             "%s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], "
@@ -255,7 +258,12 @@ def _insert_events(batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Deci
             params += [*values[:8], ops.adapt_decimalfield_value(values[8], 18, 6),
                        ops.adapt_datetimefield_value(values[9])]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(sql, params)
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's default for the rest of the transaction
+        else:
+            cursor.execute(sql, params)
 
 
 def _charge_usage(*, batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, Decimal]], now: datetime) -> None:

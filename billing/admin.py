@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from console.errors import DomainError, form_add_error
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 
@@ -118,8 +119,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                     organization=data["organization_id"], kind=data["kind"], amount=data["amount"],
                     reference=data["reference"], memo=data["memo"], actor=request.user,  # type: ignore[arg-type]
                 )
-            except ValidationError as exc:
-                form.add_error(None, exc)
+            except DomainError as exc:
+                form_add_error(form, exc)
             else:
                 entry = result.entry
                 if result.created:
@@ -229,8 +230,8 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
                 invoice = invoice_issue(request_id=pk, actor=request.user)  # type: ignore[arg-type]
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
             else:
                 self.message_user(
                     request, f"Issued {invoice.number} ({format_money(invoice.total)}) for request {pk}.",
@@ -249,8 +250,8 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
                     invoice_request_reject(
                         request_id=pk, actor=request.user, reason=form.cleaned_data["reason"]  # type: ignore[arg-type]
                     )
-                except ValidationError as exc:
-                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                except DomainError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
                 else:
                     self.message_user(request, f"Rejected invoice request {pk}.", messages.SUCCESS)
             return None

@@ -22,13 +22,14 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from console.errors import DomainError
 
 from .codes import Denial, RejectReason, RequestError
 from .openapi import openapi_document
@@ -238,8 +239,8 @@ def usage(request: HttpRequest) -> HttpResponse:
         return _error(RequestError.TOO_MANY_EVENTS, f"Send at most {MAX_EVENTS_PER_BATCH} events per request.")
     try:
         result = usage_report(events)
-    except ValidationError as exc:
-        return _error(RequestError.INVALID_BODY, " ".join(exc.messages))
+    except DomainError as exc:
+        return _error(RequestError.INVALID_BODY, exc.message)
     return JsonResponse(
         {
             "accepted": result.accepted,

@@ -72,7 +72,8 @@ class LedgerKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """Append-only: a row is never updated or deleted. `amount` is signed (charges are negative)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="ledger_entries")
+    # PROTECT: the ledger is append-only; an organization with money history is never deleted.
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="ledger_entries")
     kind = models.CharField(max_length=16, choices=LedgerKind.choices)
     amount = _money()
     balance_after = _money()
@@ -394,7 +395,8 @@ class InvoiceCounter(models.Model):
 class Invoice(models.Model):
     """An issued invoice: never changed after issuing (a correction is a new invoice).
 
-    The PDF is kept in the database, not in (public) media: only the download view serves it.
+    The PDF is kept in the database, not in (public) media: only the download view serves it. It is
+    rendered after the number is committed (a task), so it is empty while the invoice is "being prepared".
     """
 
     request = models.OneToOneField(InvoiceRequest, on_delete=models.PROTECT, related_name="invoice")
@@ -408,7 +410,7 @@ class Invoice(models.Model):
     )
     currency = models.CharField(max_length=3)
     total = models.DecimalField(max_digits=14, decimal_places=2)
-    pdf = models.BinaryField(editable=False)
+    pdf = models.BinaryField(editable=False, null=True)  # None until the PDF task has rendered it
 
     class Meta:
         ordering = ["-issued_at"]

@@ -9,7 +9,11 @@ from celery import shared_task
 
 from .selectors.reconcile import usage_reconcile
 from .services.alerts import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
+<<<<<<< HEAD
 from .services.partitions import usage_partitions_maintain
+=======
+from .services.invoices import invoice_pdf_render, invoice_pdfs_render_missing
+>>>>>>> main
 from .services.rollups import usage_aggregate
 from .timeutils import yesterday_utc
 
@@ -51,3 +55,17 @@ def consumption_notifications_check_task() -> None:
 def usage_notify_task(organization_ids: list[int], periods: list[list[Any]]) -> None:
     """After an ingest batch: its organizations' balance alerts and its projects' consumption."""
     usage_notify(organization_ids=organization_ids, periods=[(p[0], p[1], p[2]) for p in periods])
+
+
+# A PDF that fails to render (WeasyPrint, fonts, memory) is retried with backoff; beat re-queues
+# any invoice still without one, so an issued number never stays without its document.
+@shared_task(name="billing.invoice_pdf_render", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300,
+             max_retries=8)
+def invoice_pdf_render_task(invoice_id: int) -> None:
+    invoice_pdf_render(invoice_id=invoice_id)
+
+
+@shared_task(name="billing.invoice_pdfs_render_missing")
+def invoice_pdfs_render_missing_task() -> None:
+    """Beat, every five minutes: invoices whose PDF task was lost."""
+    invoice_pdfs_render_missing()

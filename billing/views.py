@@ -8,13 +8,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
 from console.paging import paginate
 from orgs.models import Membership, Role
@@ -129,10 +129,8 @@ def balance_alerts(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
         if form.is_valid():
             try:
                 alert = balance_alert_update(organization=organization, actor=request.user, **form.cleaned_data)
-            except ValidationError as exc:
-                for field_name, errors in exc.message_dict.items():
-                    for error in errors:
-                        form.add_error(field_name, error)
+            except DomainError as exc:
+                form_add_error(form, exc)
             else:
                 messages.success(request, "Balance alert settings saved.")
                 if not request.htmx:
@@ -175,10 +173,8 @@ def invoice_request(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
                     ledger_entry=data["ledger_entry"], month=data["month"],
                     details={name: data[name] for name in BILLING_FIELDS},
                 )
-            except ValidationError as exc:
-                for field_name, errors in exc.message_dict.items():
-                    for error in errors:
-                        form.add_error(field_name if field_name in form.fields else None, error)
+            except DomainError as exc:
+                form_add_error(form, exc)
             else:
                 messages.success(request, "Invoice requested. We will email the registered address when it is issued.")
                 return redirect(reverse("billing:overview", kwargs={"org_id": organization.public_id}) + "#invoices")
@@ -195,6 +191,9 @@ def invoice_request(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
 @require_GET
 def invoice_download(request: AuthedHttpRequest, org_id: str, number: str) -> HttpResponse:
     invoice = access_invoice(request.user, org_id, number)
+    if invoice.pdf is None:  # rendered after the number is committed: a few seconds at most
+        messages.info(request, f"Invoice {invoice.number} is being prepared. Try again in a moment.")
+        return redirect(reverse("billing:overview", kwargs={"org_id": org_id}) + "#invoices")
     return HttpResponse(
         bytes(invoice.pdf),
         content_type="application/pdf",

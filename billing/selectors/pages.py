@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from orgs.limits import RateLimits, organization_rate_limits
@@ -85,11 +85,14 @@ def balance_banner(*, organization_id: int) -> str:
 
 
 def invoice_requests_for(*, organization: Organization) -> QuerySet[InvoiceRequest]:
-    """The organization's invoice requests, newest first, with their invoice (if issued)."""
+    """The organization's invoice requests, newest first, with their invoice (if issued) and
+    `pdf_ready`."""
     return (
         InvoiceRequest.objects.filter(organization=organization)
         .select_related("invoice", "ledger_entry")
         .defer("invoice__pdf")
+        # An issued invoice's PDF is rendered after commit: until then it is "being prepared".
+        .annotate(pdf_ready=ExpressionWrapper(Q(invoice__pdf__isnull=False), output_field=BooleanField()))
         .order_by("-requested_at", "-id")
     )
 

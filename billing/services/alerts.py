@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 from console.services import absolute_url, email_enqueue
 from orgs.models import Organization
@@ -84,7 +85,7 @@ def _clean_alert_settings(threshold: Decimal, extra_recipients: Sequence[str]) -
     if "extra_recipients" not in errors and len(recipients) > MAX_ALERT_RECIPIENTS:
         errors["extra_recipients"] = f"Enter at most {MAX_ALERT_RECIPIENTS} additional addresses."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_alert_settings", field_errors=errors)
     return recipients
 
 

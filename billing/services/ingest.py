@@ -15,10 +15,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from console.errors import DomainError
 from projects.models import APIKey
 
 from ..codes import RejectReason
@@ -97,7 +97,7 @@ def usage_ingest(*, events: Sequence[UsageEventIn], now: datetime | None = None)
     the TPM windows are corrected by (actual - estimated) tokens.
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
-        raise ValidationError(f"A batch holds at most {MAX_EVENTS_PER_BATCH} events.")
+        raise DomainError(f"A batch holds at most {MAX_EVENTS_PER_BATCH} events.", code="too_many_events")
     if not events:
         return IngestResult()
     now = now or timezone.now()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
@@ -67,7 +68,7 @@ def _clean_details(details: Mapping[str, str]) -> dict[str, str]:
     except ValidationError:
         errors["billing_email"] = "Enter a valid email address."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_billing_details", field_errors=errors)
     return cleaned
 
 
@@ -87,24 +88,33 @@ def invoice_request_create(
     if kind == InvoiceKind.TOPUP:
         theirs = ledger_entry is not None and ledger_entry.organization_id == organization.pk
         if not theirs or ledger_entry is None or ledger_entry.kind != LedgerKind.TOPUP:
-            raise ValidationError({"ledger_entry": "Choose one of this organization's top-ups."})
+            raise DomainError(
+                "Choose one of this organization's top-ups.",
+                code="invalid_invoice_request", field="ledger_entry",
+            )
         month = None
         live = Q(ledger_entry=ledger_entry)
     elif kind == InvoiceKind.USAGE:
         if month is None:
-            raise ValidationError({"month": "Choose a month."})
+            raise DomainError("Choose a month.", code="invalid_invoice_request", field="month")
         month = month.replace(day=1)
         if month >= timezone.now().astimezone(UTC).date().replace(day=1):
-            raise ValidationError({"month": "A month can be invoiced once it has ended."})
+            raise DomainError(
+                "A month can be invoiced once it has ended.",
+                code="invalid_invoice_request", field="month",
+            )
         ledger_entry = None
         live = Q(organization=organization, month=month)
     else:
-        raise ValidationError({"kind": "Choose a top-up or a month of usage."})
+        raise DomainError("Choose a top-up or a month of usage.", code="invalid_invoice_request", field="kind")
     taken = "An invoice for this {} is already {}."
     existing = InvoiceRequest.objects.filter(live).exclude(status=InvoiceStatus.REJECTED).first()
     what = "top-up" if kind == InvoiceKind.TOPUP else "month"
     if existing is not None:
-        raise ValidationError({"ledger_entry" if what == "top-up" else "month": taken.format(what, existing.status)})
+        raise DomainError(
+            taken.format(what, existing.status), code="already_invoiced",
+            field="ledger_entry" if what == "top-up" else "month",
+        )
     try:
         with transaction.atomic():
             request = InvoiceRequest.objects.create(
@@ -112,8 +122,9 @@ def invoice_request_create(
                 requested_by=actor, **cleaned,
             )
     except IntegrityError:  # the same request committed meanwhile (a double submit)
-        raise ValidationError(
-            {"ledger_entry" if what == "top-up" else "month": taken.format(what, "requested")}
+        raise DomainError(
+            taken.format(what, "requested"), code="already_invoiced",
+            field="ledger_entry" if what == "top-up" else "month",
         ) from None
     audit_record(
         actor=actor, organization=organization, action="invoice.request", target=request,
@@ -132,7 +143,7 @@ class _Line:
 def _topup_lines(request: InvoiceRequest) -> list[_Line]:
     entry = request.ledger_entry
     if entry is None:  # excluded by the model's check constraint
-        raise ValidationError(f"Invoice request {request.pk} has no top-up.")
+        raise DomainError(f"Invoice request {request.pk} has no top-up.", code="invalid_invoice_request")
     return [_Line(
         description=f"Prepaid balance top-up on {entry.created_at:%b} {entry.created_at.day}, {entry.created_at.year} "
                     f"(reference {entry.reference})",
@@ -143,7 +154,7 @@ def _topup_lines(request: InvoiceRequest) -> list[_Line]:
 
 def _usage_lines(request: InvoiceRequest) -> list[_Line]:
     if request.month is None:  # excluded by the model's check constraint
-        raise ValidationError(f"Invoice request {request.pk} has no month.")
+        raise DomainError(f"Invoice request {request.pk} has no month.", code="invalid_invoice_request")
     start, end = _month_bounds(request.month)
     rows = (
         UsageRollup.objects.filter(organization_id=request.organization_id, hour__gte=start, hour__lt=end)
@@ -172,12 +183,13 @@ def _next_number(year: int) -> int:
     return counter.last
 
 
-def _pdf_context(invoice: Invoice, request: InvoiceRequest, lines: list[_Line]) -> dict[str, Any]:
+def _pdf_context(invoice: Invoice) -> dict[str, Any]:
+    request = invoice.request
     return {
         "invoice": invoice,
         "request": request,
-        "organization": request.organization,
-        "lines": lines,
+        "organization": invoice.organization,
+        "lines": list(invoice.lines.order_by("position")),
         "total": format_money(invoice.total, currency=invoice.currency),
         "issuer_lines": settings.CONSOLE_INVOICE_ISSUER.replace("\\n", "\n").splitlines(),
         "currency": invoice.currency,
@@ -185,9 +197,12 @@ def _pdf_context(invoice: Invoice, request: InvoiceRequest, lines: list[_Line]) 
 
 
 def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
-    """Issue the requested invoice: number, lines, total, PDF; the registered email is told.
+    """Issue the requested invoice: number, lines and total in one transaction; the PDF is rendered
+    after commit by a retried task (`invoice_pdf_render`), which then tells the registered email.
 
-    Refused (ValidationError) when the request is not pending or has nothing to invoice.
+    The year's counter stays locked only for the inserts, never while a PDF renders, so concurrent
+    issues do not queue behind each other's rendering. Refused (DomainError) when the request
+    is not pending or has nothing to invoice.
     """
     with transaction.atomic():
         request = (
@@ -197,23 +212,24 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
             .first()
         )
         if request is None:
-            raise ValidationError(f"No invoice request {request_id}.")
+            raise DomainError(f"No invoice request {request_id}.", code="not_found")
         if request.status != InvoiceStatus.REQUESTED:
-            raise ValidationError(f"Invoice request {request_id} is already {request.status}.")
+            raise DomainError(f"Invoice request {request_id} is already {request.status}.", code="not_pending")
         lines = _topup_lines(request) if request.kind == InvoiceKind.TOPUP else _usage_lines(request)
         if not lines:
-            raise ValidationError(f"Invoice request {request_id} has no usage to invoice in {request.month:%B %Y}.")
+            raise DomainError(
+                f"Invoice request {request_id} has no usage to invoice in {request.month:%B %Y}.",
+                code="nothing_to_invoice",
+            )
         total = sum((line.amount for line in lines), ZERO)
         now = timezone.now()
         year = now.astimezone(UTC).year
         sequence = _next_number(year)
-        invoice = Invoice(
+        invoice = Invoice.objects.create(
             request=request, organization=request.organization, number=f"INV-{year}-{sequence:06d}",
             year=year, sequence=sequence, issued_at=now, issued_by=actor, currency=settings.CONSOLE_CURRENCY,
-            total=quantize_cent(total),
+            total=quantize_cent(total), pdf=None,
         )
-        invoice.pdf = render_pdf("pdf/invoice.html", _pdf_context(invoice, request, lines))
-        invoice.save()
         InvoiceLine.objects.bulk_create(
             InvoiceLine(invoice=invoice, position=i, description=line.description[:300], quantity=line.quantity[:100],
                         amount=line.amount)
@@ -228,6 +244,33 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
             actor=actor, organization=organization, action="invoice.issue", target=invoice,
             after={"number": invoice.number, "total": str(invoice.total), "request": request.pk},
         )
+        _schedule_pdf_render(invoice_id=invoice.pk)
+    logger.info("invoice_issued", number=invoice.number, organization=organization.public_id)
+    return invoice
+
+
+def _schedule_pdf_render(*, invoice_id: int) -> None:
+    from ..tasks import invoice_pdf_render_task  # the task module imports this one
+
+    # robust: a broker that is down must not undo the issued number; beat re-queues missing PDFs.
+    transaction.on_commit(lambda: invoice_pdf_render_task.delay(invoice_id), robust=True)
+
+
+def invoice_pdf_render(*, invoice_id: int) -> bool:
+    """Render an issued invoice's PDF (outside any lock), store it, then email the registered
+    address that it is ready. Idempotent: an invoice that has its PDF is left alone. Returns
+    whether this call stored the PDF."""
+    invoice = (
+        Invoice.objects.select_related("request", "organization").filter(pk=invoice_id, pdf__isnull=True).first()
+    )
+    if invoice is None:
+        return False
+    pdf = render_pdf("pdf/invoice.html", _pdf_context(invoice))  # slow: no transaction is open here
+    with transaction.atomic():
+        # Only the first renderer stores it (a retried or duplicate task finds it done).
+        if not Invoice.objects.filter(pk=invoice_id, pdf__isnull=True).update(pdf=pdf):
+            return False
+        organization = invoice.organization
         email_enqueue(
             to=[organization.registered_email],
             template="invoice_ready",
@@ -235,15 +278,22 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
                 "org_name": organization.name,
                 "org_id": organization.public_id,
                 "number": invoice.number,
-                "subject": request.subject,
+                "subject": invoice.request.subject,
                 "total": format_money(invoice.total, currency=invoice.currency),
                 "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
             },
             unique_key=f"invoice_ready:{invoice.number}",
             organization_ref=organization.public_id,
         )
-    logger.info("invoice_issued", number=invoice.number, organization=organization.public_id)
-    return invoice
+    logger.info("invoice_pdf_rendered", number=invoice.number)
+    return True
+
+
+def invoice_pdfs_render_missing(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """The beat job: render every invoice whose PDF task was lost (broker down, worker killed)."""
+    cutoff = timezone.now() - older_than
+    ids = Invoice.objects.filter(pdf__isnull=True, issued_at__lt=cutoff).order_by("id").values_list("id", flat=True)
+    return sum(invoice_pdf_render(invoice_id=invoice_id) for invoice_id in ids)
 
 
 @transaction.atomic
@@ -251,12 +301,15 @@ def invoice_request_reject(*, request_id: int, actor: User | None, reason: str) 
     """Reject a pending request with a reason the org admins see; they may request again."""
     reason = reason.strip()
     if not reason or len(reason) > 500:
-        raise ValidationError({"rejection_reason": "Give a reason of 1 to 500 characters."})
+        raise DomainError(
+            "Give a reason of 1 to 500 characters.",
+            code="invalid_invoice_request", field="rejection_reason",
+        )
     request = InvoiceRequest.objects.select_for_update().filter(pk=request_id).first()
     if request is None:
-        raise ValidationError(f"No invoice request {request_id}.")
+        raise DomainError(f"No invoice request {request_id}.", code="not_found")
     if request.status != InvoiceStatus.REQUESTED:
-        raise ValidationError(f"Invoice request {request_id} is already {request.status}.")
+        raise DomainError(f"Invoice request {request_id} is already {request.status}.", code="not_pending")
     request.status = InvoiceStatus.REJECTED
     request.rejection_reason = reason
     request.decided_by = actor

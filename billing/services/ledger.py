@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from console.errors import DomainError
 from console.models import User
 from orgs.models import Organization
 from orgs.services import audit_record
@@ -86,7 +86,7 @@ def ledger_post(
     if kind == LedgerKind.ADJUSTMENT and not memo:
         errors["memo"] = "Say why the balance is adjusted."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_ledger_entry", field_errors=errors)
     signed = -amount if kind == LedgerKind.REFUND else amount
 
     def post() -> LedgerPostResult:
@@ -97,7 +97,10 @@ def ledger_post(
         before = account.balance
         after = before + signed
         if kind == LedgerKind.REFUND and after < 0:
-            raise ValidationError({"amount": f"A refund cannot exceed the balance ({format_money(before)})."})
+            raise DomainError(
+                f"A refund cannot exceed the balance ({format_money(before)}).", code="refund_exceeds_balance",
+                field="amount",
+            )
         try:
             with transaction.atomic():
                 entry = LedgerEntry.objects.create(
@@ -132,8 +135,9 @@ def _repeated_reference(
 ) -> LedgerPostResult:
     if _same_posting(existing, organization=organization, kind=kind, amount=amount):
         return LedgerPostResult(entry=existing, created=False)
-    raise ValidationError(
-        {"reference": f"Reference “{existing.reference}” is already used by another ledger entry."}
+    raise DomainError(
+        f"Reference “{existing.reference}” is already used by another ledger entry.",
+        code="reference_taken", field="reference",
     )
 
 

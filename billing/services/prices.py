@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 from orgs.services import audit_record
 
@@ -40,7 +40,7 @@ def price_set(
     if not errors and Price.objects.filter(model=model, effective_from=effective_from).exists():
         errors["effective_from"] = f"{model} already has a price from {effective_from:%Y-%m-%d %H:%M:%S}."
     if errors:
-        raise ValidationError(errors)
+        raise DomainError(code="invalid_price", field_errors=errors)
     price = Price.objects.create(
         model=model,
         input_per_mtok=input_per_mtok,

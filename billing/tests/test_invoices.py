@@ -9,11 +9,22 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError, transaction
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 
-from billing.models import Invoice, InvoiceKind, InvoiceRequest, InvoiceStatus, LedgerEntry, LedgerKind, UsageRollup
+from billing.models import (
+    Invoice,
+    InvoiceCounter,
+    InvoiceKind,
+    InvoiceRequest,
+    InvoiceStatus,
+    LedgerEntry,
+    LedgerKind,
+    UsageRollup,
+)
 from billing.services.invoices import invoice_issue, invoice_request_create
 from billing.services.ledger import ledger_post
 from billing.tests.factories import ProjectFactory, make_api_key
@@ -33,6 +44,14 @@ def topup(org, amount="25.00", reference=None) -> LedgerEntry:
 def request_topup_invoice(org, entry=None) -> InvoiceRequest:
     return invoice_request_create(organization=org, actor=None, kind=InvoiceKind.TOPUP,
                                   ledger_entry=entry or topup(org), details=DETAILS)
+
+
+def issue(request_id: int) -> Invoice:
+    """Issue as staff do, with the after-commit PDF task run (as the worker would) before returning."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        invoice = invoice_issue(request_id=request_id, actor=None)
+    invoice.refresh_from_db()
+    return invoice
 
 
 def pdf_text(invoice: Invoice) -> str:
@@ -150,7 +169,7 @@ class TestIssuing:
                                    balance_after=Decimal(0), usage_date=hour.date())
         request = invoice_request_create(organization=org, actor=None, kind=InvoiceKind.USAGE, month=month,
                                          details=DETAILS)
-        invoice = invoice_issue(request_id=request.pk, actor=None)
+        invoice = issue(request.pk)
         lines = [(line.description, line.amount) for line in invoice.lines.all()]
         assert lines == [
             (f"Batch ({batch.public_id}) — large", Decimal("3.00")),
@@ -193,12 +212,56 @@ def test_concurrent_issuing_gives_gapless_unique_numbers():
     assert Invoice.objects.count() == 12
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_pdf_renders_after_the_number_is_committed_never_under_the_counter_lock(monkeypatch):
+    """While the PDF renders, another issuer can take the year's counter at once (NOWAIT): the
+    counter lock is not held during rendering, so concurrent issues don't queue behind PDFs."""
+    from billing.services import invoices
+
+    org = OrganizationFactory()
+    request = request_topup_invoice(org, topup(org, "9.00", "pay-lock"))
+    real_render = invoices.render_pdf
+    seen: list[str] = []
+
+    def render_and_probe_the_lock(template, context):
+        def probe():
+            try:
+                with transaction.atomic():
+                    InvoiceCounter.objects.select_for_update(nowait=True).get(year=timezone.now().year)
+                seen.append("counter free")
+            except DatabaseError:
+                seen.append("counter locked")
+
+        run_in_threads(1, lambda _i: probe())
+        return real_render(template, context)
+
+    monkeypatch.setattr(invoices, "render_pdf", render_and_probe_the_lock)
+    invoice = invoice_issue(request_id=request.pk, actor=None)
+    invoice.refresh_from_db()
+    assert seen == ["counter free"]
+    assert bytes(invoice.pdf).startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_an_invoice_is_being_prepared_until_its_pdf_exists(client_as, org):
+    admin = client_as("admin")
+    invoice = invoice_issue(request_id=request_topup_invoice(org).pk, actor=None)  # its PDF task not run yet
+    page = admin.get(reverse("billing:overview", args=[org.public_id])).content.decode()
+    assert f"{invoice.number}: PDF being prepared" in page
+    assert f"Download {invoice.number} (PDF)" not in page
+    response = admin.get(reverse("billing:invoice_download", args=[org.public_id, invoice.number]), follow=True)
+    assert "is being prepared" in response.content.decode()
+    call_command("invoice_pdfs_render_missing", "--now", stdout=io.StringIO())  # what beat does for a lost task
+    page = admin.get(reverse("billing:overview", args=[org.public_id])).content.decode()
+    assert f"Download {invoice.number} (PDF)" in page
+
+
 @pytest.mark.django_db
 class TestDownloading:
     @pytest.mark.parametrize(("role", "status"), [("admin", 200), ("member", 404), ("outsider", 404),
                                                   ("anonymous", 302)])
     def test_only_org_admins_download(self, client_as, org, role, status):
-        invoice = invoice_issue(request_id=request_topup_invoice(org).pk, actor=None)
+        invoice = issue(request_topup_invoice(org).pk)
         response = client_as(role).get(reverse("billing:invoice_download", args=[org.public_id, invoice.number]))
         assert response.status_code == status
         if status == 200:
@@ -207,7 +270,7 @@ class TestDownloading:
             assert f'filename="{invoice.number}.pdf"' in response["Content-Disposition"]
 
     def test_staff_download_any_invoice_and_a_wrong_org_in_the_url_is_404(self, client, org):
-        invoice = invoice_issue(request_id=request_topup_invoice(org).pk, actor=None)
+        invoice = issue(request_topup_invoice(org).pk)
         client.force_login(UserFactory(is_staff=True))
         assert client.get(reverse("billing:invoice_download", args=[org.public_id, invoice.number])).status_code == 200
         other = OrganizationFactory()
@@ -215,7 +278,7 @@ class TestDownloading:
         assert client.get(wrong_org).status_code == 404
 
     def test_the_billing_page_lists_issued_invoices_with_a_download_link(self, client_as, org):
-        invoice = invoice_issue(request_id=request_topup_invoice(org, topup(org, "40")).pk, actor=None)
+        invoice = issue(request_topup_invoice(org, topup(org, "40")).pk)
         page = client_as("admin").get(reverse("billing:overview", args=[org.public_id])).content.decode()
         assert f"Download {invoice.number} (PDF)" in page
         assert "Issued" in page and "$40.00" in page

@@ -8,13 +8,14 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from billing.api import usage_report
 from billing.models import LedgerEntry, LedgerKind, UsageBatch, UsageEvent, UsageRollup
 from billing.selectors.reconcile import usage_reconcile
+from billing.services import rollups as rollup_service
 from billing.services.rollups import usage_aggregate
 from billing.tasks import usage_aggregate_task, usage_reconcile_task
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key, usage_event
@@ -116,12 +117,34 @@ def test_concurrent_runs_never_fold_a_batch_twice(settings):
     assert UsageRollup.objects.aggregate(c=Sum("cost"))["c"] == UsageEvent.objects.aggregate(c=Sum("cost"))["c"]
 
 
-def test_a_run_that_finds_the_lock_taken_returns_at_once(setup):
+def test_a_run_that_finds_the_lock_taken_returns_at_once_and_folds_once_it_is_free(setup):
+    """Another process holds the real advisory lock (a second PostgreSQL connection in its own
+    transaction): this run folds nothing and says so; once the lock is released it folds."""
     key, _key2 = setup
     usage_report([usage_event("a", key, "small", occurred_at=HOUR)])
-    with mock.patch("billing.services.rollups._aggregate_step", return_value=mock.Mock(skipped=True)):
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [rollup_service._AGGREGATE_LOCK_ID])
+                held.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=hold_the_lock)
+    other.start()
+    try:
+        assert held.wait(timeout=10)
         assert usage_aggregate().skipped
-    assert not UsageRollup.objects.exists()
+        assert not UsageRollup.objects.exists()
+    finally:
+        release.set()
+        other.join()
+    result = usage_aggregate()
+    assert not result.skipped and result.events == 1
+    assert UsageRollup.objects.get().requests == 1
 
 
 def test_reconcile_finds_no_difference_when_ledger_and_events_agree(setup):

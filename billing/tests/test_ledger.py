@@ -6,11 +6,11 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import connection
 
 from billing.models import BillingAccount, LedgerEntry, LedgerKind
 from billing.services.ledger import ledger_post
+from console.errors import DomainError
 from orgs.limits import organization_rate_limits
 from orgs.models import AuditEvent, Organization
 from orgs.tests.factories import OrganizationFactory
@@ -65,7 +65,7 @@ def test_the_same_reference_tops_up_once_and_says_so(org):
 def test_a_reference_reused_with_other_content_is_refused(org, kind, amount, other_org):
     post(org, LedgerKind.TOPUP, "25", "pay-1")
     target = OrganizationFactory() if other_org else org
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(DomainError) as exc:
         post(target, kind, amount, "pay-1", memo="x")
     assert "already used" in str(exc.value)
     assert LedgerEntry.objects.count() == 1
@@ -88,9 +88,9 @@ def test_a_reference_reused_with_other_content_is_refused(org, kind, amount, oth
 )
 def test_bad_postings_are_refused_and_change_nothing(org, kind, amount, reference, memo, field):
     post(org, LedgerKind.TOPUP, "10", "seed")
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(DomainError) as exc:
         post(org, kind, amount, reference, memo=memo)
-    assert field in exc.value.message_dict
+    assert field in exc.value.field_errors
     assert LedgerEntry.objects.count() == 1
     assert BillingAccount.objects.get(organization=org).balance == Decimal("10")
 

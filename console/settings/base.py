@@ -220,6 +220,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-usage-aggregate": {"task": "billing.usage_aggregate", "schedule": 60.0},
     "billing-balance-alerts-check": {"task": "billing.balance_alerts_check", "schedule": 60.0},
     "billing-consumption-notifications-check": {"task": "billing.consumption_notifications_check", "schedule": 300.0},
+    "billing-invoice-pdfs-render-missing": {"task": "billing.invoice_pdfs_render_missing", "schedule": 300.0},
     "billing-usage-reconcile": {"task": "billing.usage_reconcile", "schedule": crontab(hour=0, minute=30)},
     "billing-usage-partitions": {"task": "billing.usage_partitions_maintain", "schedule": crontab(minute=15)},
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.models import LedgerKind
 from billing.money import format_money, parse_amount
 from billing.services.ledger import ledger_post
+from console.errors import DomainError
 from orgs.models import Organization
 
 
@@ -35,8 +35,8 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         entry = result.entry
         if not result.created:
             self.stdout.write(

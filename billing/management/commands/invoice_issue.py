@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.money import format_money
 from billing.services.invoices import invoice_issue, invoice_request_reject
+from console.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -23,8 +23,8 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"Rejected invoice request {options['request_id']}."))
                 return
             invoice = invoice_issue(request_id=options["request_id"], actor=None)
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Issued {invoice.number} to {invoice.organization.name} ({invoice.organization.public_id}), "

@@ -3,12 +3,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from billing.money import format_money, parse_amount
 from billing.services.prices import price_set
+from console.errors import DomainError
 
 
 def amount_argument(text: str) -> Decimal:
@@ -41,8 +41,8 @@ class Command(BaseCommand):
                 effective_from=effective_from,
                 actor=None,
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"{price.model}: {format_money(price.input_per_mtok)} input / {format_money(price.output_per_mtok)} "

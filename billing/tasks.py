@@ -9,11 +9,8 @@ from celery import shared_task
 
 from .selectors.reconcile import usage_reconcile
 from .services.alerts import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
-<<<<<<< HEAD
-from .services.partitions import usage_partitions_maintain
-=======
 from .services.invoices import invoice_pdf_render, invoice_pdfs_render_missing
->>>>>>> main
+from .services.partitions import usage_partitions_maintain
 from .services.rollups import usage_aggregate
 from .timeutils import yesterday_utc
 

@@ -138,7 +138,7 @@ def _history_org(events: int, *, keys: int, models: int, days: int) -> dict[str,
                 input_tokens, output_tokens, cost, occurred_at)
             SELECT %(tag)s || g, %(batch)s, k.organization_id, k.project_id, k.id, 'bench-model-' || (g %% %(models)s),
                    500 + g %% 1000, 100 + g %% 300, 0.000700 + (g %% 300) * 0.000002,
-                   now() - (g * (%(days)s * interval '1 day') / %(events)s)
+                   now() - (g * (%(days)s * 86400.0 / %(events)s)) * interval '1 second'
             FROM generate_series(1, %(events)s) g
             JOIN projects_apikey k ON k.id = (%(keys)s::bigint[])[1 + g %% %(nkeys)s]
             """,

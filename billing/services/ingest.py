@@ -168,7 +168,8 @@ def _ingest_valid(events: list[UsageEventIn], now: datetime) -> IngestResult:
             UsageEventKey.objects.filter(event_id__in=[e.event_id for e in repeated]).values_list("event_id", "digest")
         )
         for event in repeated:
-            if bytes(stored[event.event_id]) == digests[event.event_id]:
+            digest = stored.get(event.event_id)  # None: forgotten by the prune job meanwhile
+            if digest is not None and bytes(digest) == digests[event.event_id]:
                 result.duplicates += 1
             else:
                 result.rejected.append(Rejection(event.index, event.event_id, RejectReason.CONFLICTING_DUPLICATE))

@@ -2,8 +2,7 @@
 
 Idempotent like the rest of `manage.py demo`: prices and the top-up are keyed (model + start,
 the top-up's reference) and demo usage is sent once. The "Demo project" and its key belong to
-the projects side of the demo; they are reused here and made only when missing (the key is then
-returned once, like every new key).
+the projects side of the demo (console/demo.py, through the services); its key is passed in.
 """
 
 from __future__ import annotations
@@ -13,13 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q
 from django.utils import timezone
 
-from console.models import User
 from orgs.models import Organization
-from projects.keys import generate_raw_key, key_digest, key_hint
-from projects.models import APIKey, Project
+from projects.models import APIKey
 
 from .api import usage_report
 from .models import LedgerKind, Price, UsageEvent
@@ -28,8 +24,6 @@ from .services.ledger import ledger_post
 from .services.prices import price_set
 from .services.rollups import usage_aggregate
 
-DEMO_PROJECT_NAME = "Demo project"
-DEMO_KEY_NAME = "Demo key"
 DEMO_TOPUP_REFERENCE = "demo-topup-1"
 DEMO_PRICES = {  # per 1M tokens: input, output
     "acme-small": (Decimal("0.15"), Decimal("0.60")),
@@ -39,39 +33,17 @@ DEMO_PRICES = {  # per 1M tokens: input, output
 DEMO_PRICES_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class BillingDemo:
-    project: Project
-    key: APIKey
-    raw_key: str | None  # only when this run made the key: a key's secret is shown once
-
-
-def billing_demo_load(*, organization: Organization, user: User) -> BillingDemo:
+def billing_demo_load(*, organization: Organization, key: APIKey) -> None:
+    """Prices, the demo top-up and a few days of usage of `key` (the demo project's key, made by
+    the projects side of the demo through its services)."""
     for model, (input_price, output_price) in DEMO_PRICES.items():
         if not Price.objects.filter(model=model, effective_from=DEMO_PRICES_FROM).exists():
             price_set(model=model, input_per_mtok=input_price, output_per_mtok=output_price,
                       effective_from=DEMO_PRICES_FROM, actor=None)
     ledger_post(organization=organization, kind=LedgerKind.TOPUP, amount=Decimal("25.00"),
                 reference=DEMO_TOPUP_REFERENCE, memo="Demo credit", actor=None)
-    project = Project.objects.filter(organization=organization, name=DEMO_PROJECT_NAME, archived_at=None).first()
-    if project is None:
-        project = Project.objects.create(organization=organization, name=DEMO_PROJECT_NAME, created_by=user,
-                                         daily_budget=Decimal("10.00"), monthly_budget=Decimal("100.00"))
-    now = timezone.now()
-    key = (
-        APIKey.objects.filter(project=project, revoked_at=None)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("-created_at")
-        .first()
-    )
-    raw_key = None
-    if key is None:
-        raw_key = generate_raw_key()
-        key = APIKey.objects.create(organization=organization, project=project, created_by=user,
-                                    name=DEMO_KEY_NAME, digest=key_digest(raw_key), hint=key_hint(raw_key))
-    if not UsageEvent.objects.filter(project=project).exists():  # (project_id, occurred_at) index
+    if not UsageEvent.objects.filter(project_id=key.project_id).exists():  # (project_id, occurred_at) index
         _send_demo_usage(key)
-    return BillingDemo(project=project, key=key, raw_key=raw_key)
 
 
 def _send_demo_usage(key: APIKey) -> None:
@@ -111,7 +83,7 @@ def billing_demo_usage(*, organization: Organization, below_threshold_by: Decima
     from .selectors.pages import billing_summary, prices_in_force
 
     key = (
-        APIKey.objects.unrevoked_unexpired()
+        APIKey.objects.active()
         .filter(organization=organization, project__archived_at=None)
         .order_by("-created_at")
         .first()

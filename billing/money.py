@@ -14,22 +14,18 @@ Amounts are `Decimal`, never float, in the single currency `settings.CONSOLE_CUR
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-MICRO = Decimal("0.000001")
-CENT = Decimal("0.01")
+# The rounding primitives live in console/money.py so that projects (budgets) rounds the same way
+# without importing billing; they are part of this module's public names.
+from console.money import CENT, MICRO, quantize_cent, quantize_micro
+
+__all__ = ["CENT", "MICRO", "ZERO", "format_money", "parse_amount", "quantize_cent", "quantize_micro", "usage_cost"]
+
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 ZERO = Decimal("0.000000")
-
-
-def quantize_micro(value: Decimal) -> Decimal:
-    return value.quantize(MICRO, rounding=ROUND_HALF_UP)
-
-
-def quantize_cent(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def usage_cost(*, input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal) -> Decimal:

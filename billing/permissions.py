@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.http import Http404
 
 from console.models import User
-from orgs.models import Membership, Role
+from orgs.models import Membership
 
 from .models import Invoice
 
@@ -23,9 +23,7 @@ def access_invoice(user: User, org_id: str, number: str) -> Invoice:
         raise Http404("No such invoice.")
     if user.is_staff:
         return invoice
-    is_admin = Membership.objects.filter(
-        user=user, organization=invoice.organization, role__gte=Role.ADMIN
-    ).exists()
+    is_admin = Membership.objects.admins().filter(user=user, organization=invoice.organization).exists()
     if not is_admin:
         raise Http404("No such invoice.")
     return invoice

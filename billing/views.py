@@ -238,7 +238,7 @@ def project_usage_view(request: AuthedHttpRequest, org_id: str, project_id: str)
     access = access_project(request.user, org_id, project_id)
     project = access.project
     days = UsageRangeForm(request.GET).days_or_default()
-    report = project_usage(project=project, viewer_id=request.user.pk, see_all_keys=access.is_admin, days=days)
+    report = project_usage(project=project, viewer_id=request.user.pk, viewer_role=access.role, days=days)
     page_url = reverse("billing:project_usage", kwargs={"org_id": org_id, "project_id": project.public_id})
     context = {
         "membership": access.membership, "org": access.organization, "project": project, "access": access,

@@ -1,3 +1,5 @@
+"""Staff admin for users and the email outbox (which never shows a secret)."""
+
 from __future__ import annotations
 
 from django.contrib import admin

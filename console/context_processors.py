@@ -1,3 +1,5 @@
+"""What every page's layout needs: the user's organizations, the current one, the balance banner."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -11,7 +11,7 @@ from django.db import transaction
 from billing.demo import billing_demo_load
 from console.models import User
 from orgs.models import Membership, Organization, Role, VerificationStatus, VerificationTier
-from orgs.services import organization_create
+from orgs.services import organization_create, organization_update
 from projects.models import APIKey, Project
 from projects.services import api_key_create, api_key_revoke, project_create, project_limits_update
 
@@ -56,19 +56,27 @@ def demo_load(*, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD, new_key
         organization = organization_create(actor=user, name=DEMO_ORG_NAME, registered_email=email)
     else:
         organization = membership.organization
+    organization = organization_update(
+        organization=organization,
+        actor=user,
+        data={
+            "legal_address": "1 Demo Street\n10115 Berlin",
+            "country": "DE",
+            "tax_number": "DE123456789",
+            "website": "https://acme.example.com",
+        },
+    )
+    # Verified, so inviting members works on `make run` without a staff review first. There is no
+    # service for it on purpose: outside the demo, only a reviewed request verifies an organization.
     Organization.objects.filter(pk=organization.pk).update(
-        legal_address="1 Demo Street\n10115 Berlin",
-        country="DE",
-        tax_number="DE123456789",
-        website="https://acme.example.com",
-        # Verified, so inviting members works on `make run` without a staff review first.
-        verification_tier=VerificationTier.ENTERPRISE,
-        verification_status=VerificationStatus.VERIFIED,
+        verification_tier=VerificationTier.ENTERPRISE, verification_status=VerificationStatus.VERIFIED
     )
     organization.refresh_from_db()
     project = _demo_project(user=user, organization=organization)
     api_key = _demo_key(user=user, project=project, new_key=new_key)
-    billing_demo_load(organization=organization, user=user)  # prices, a top-up, some usage
+    demo_key = APIKey.objects.filter(project=project, name=DEMO_KEY_NAME).active().order_by("-created_at").first()
+    if demo_key is not None:
+        billing_demo_load(organization=organization, key=demo_key)  # prices, a top-up, some usage
     return DemoResult(user=user, organization=organization, created=created, project=project, api_key=api_key)
 
 
@@ -97,7 +105,7 @@ def _demo_project(*, user: User, organization: Organization) -> Project:
 def _demo_key(*, user: User, project: Project, new_key: bool) -> str | None:
     working = list(
         APIKey.objects.filter(project=project, created_by=user, name=DEMO_KEY_NAME)
-        .unrevoked_unexpired()
+        .active()
         .select_related("project__organization")
     )
     if working and not new_key:

@@ -7,7 +7,7 @@ call (bench/authorize.py). So the same Django project, URLs and views are served
 and the path decides which one.
 
 The gateway's tests use a test client on the lean stack (billing/tests/conftest.py);
-console/tests/test_handlers.py drives this application itself.
+billing/tests/test_gateway_stack.py drives this application itself.
 """
 
 from __future__ import annotations

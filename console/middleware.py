@@ -1,3 +1,5 @@
+"""Request context for the pages' stack: a request id and the client IP for logs and the audit trail."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

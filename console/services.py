@@ -7,7 +7,9 @@ the Celery task ``console.email_send`` once the transaction commits.
 
 Templates live in ``templates/email/<template>/``: ``subject.txt``, ``body.txt`` and optionally
 ``body.html`` (which may extend ``email/base.html``). The ``.txt`` files are rendered without
-HTML escaping. ``site_url`` (``CONSOLE_SITE_URL``) is in every context.
+HTML escaping. ``site_url`` (``CONSOLE_SITE_URL``) and ``subject_prefix``
+(``ACCOUNT_EMAIL_SUBJECT_PREFIX``, which the console's own subjects start with) are in every context.
+Bad input (recipients, key, sensitive keys) is a ``console.errors.DomainError``.
 
 Secrets: context keys listed in ``sensitive`` (e.g. an invitation link) are blanked once the
 email is sent, so the outbox does not keep a usable secret after it has done its job.
@@ -34,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from console.errors import DomainError
 from console.models import OutboxEmail
 
 logger = structlog.get_logger(__name__)
@@ -52,21 +55,30 @@ class Delivery:
     retry_in: int | None = None
 
 
-def _clean_recipients(to: Sequence[str]) -> list[str]:
-    if isinstance(to, str):
-        raise ValueError("Recipients must be a list of addresses, not one string.")
+def email_addresses_clean(
+    addresses: Sequence[str], *, limit: int = MAX_RECIPIENTS, too_many: str = "", field: str | None = None
+) -> list[str]:
+    """The one rule for a list of email addresses: each valid, blanks skipped, duplicates (any case)
+    dropped keeping the first spelling, at most `limit`. A DomainError (code "invalid_recipients")
+    names the first bad address; `too_many` replaces the message when there are too many."""
+    if isinstance(addresses, str):
+        raise DomainError("Recipients must be a list of addresses, not one string.", code="invalid_recipients")
     recipients: list[str] = []
-    for address in (a.strip() for a in to):
+    for address in (a.strip() for a in addresses):
+        if not address:
+            continue
         try:
             validate_email(address)
         except ValidationError:
-            raise ValueError(f"Not a valid email address: {address!r}.") from None
+            raise DomainError(
+                f"“{address}” is not a valid email address.", code="invalid_recipients", field=field
+            ) from None
         if address.lower() not in {r.lower() for r in recipients}:
             recipients.append(address)
-    if not recipients:
-        raise ValueError("An email needs at least one recipient.")
-    if len(recipients) > MAX_RECIPIENTS:
-        raise ValueError(f"An email may have at most {MAX_RECIPIENTS} recipients.")
+    if len(recipients) > limit:
+        raise DomainError(
+            too_many or f"An email may have at most {limit} recipients.", code="invalid_recipients", field=field
+        )
     return recipients
 
 
@@ -110,12 +122,14 @@ def email_enqueue(
     The same key twice, even from concurrent transactions, makes one row: the later call gets
     None. Bad input (recipients, unknown template, key) raises before anything is written.
     """
-    recipients = _clean_recipients(to)
+    recipients = email_addresses_clean(to)
+    if not recipients:
+        raise DomainError("An email needs at least one recipient.", code="invalid_recipients")
     if not unique_key or len(unique_key) > OutboxEmail._meta.get_field("unique_key").max_length:  # type: ignore[operator]
-        raise ValueError("The unique key must be 1 to 255 characters.")
+        raise DomainError("The unique key must be 1 to 255 characters.", code="invalid_unique_key")
     missing = set(sensitive) - set(context)
     if missing:
-        raise ValueError(f"Sensitive keys not in the context: {sorted(missing)}.")
+        raise DomainError(f"Sensitive keys not in the context: {sorted(missing)}.", code="invalid_sensitive_keys")
     # An unknown template fails here, in the caller, not later in a worker.
     _check_templates(template)
     # get_or_create under a unique constraint: a concurrent insert of the same key waits for the
@@ -161,7 +175,11 @@ def email_enqueue_message(*, message: EmailMessage, unique_key: str) -> OutboxEm
 
 
 def _message(email: OutboxEmail) -> EmailMultiAlternatives:
-    context = {**email.context, "site_url": settings.CONSOLE_SITE_URL}
+    context = {
+        **email.context,
+        "site_url": settings.CONSOLE_SITE_URL,
+        "subject_prefix": settings.ACCOUNT_EMAIL_SUBJECT_PREFIX,
+    }
     subject = " ".join(_render(email.template, "subject.txt", context).split())
     text = _render(email.template, "body.txt", context).strip()
     try:

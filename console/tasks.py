@@ -1,3 +1,5 @@
+"""Celery tasks of the outbox: send one email, re-enqueue stuck ones."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""Base views: home (last used organization), health and readiness checks."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

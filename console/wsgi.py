@@ -1,3 +1,5 @@
+"""The WSGI entry point: `ConsoleApplication` picks the gateway's lean stack or the pages' full one by path."""
+
 from __future__ import annotations
 
 import os

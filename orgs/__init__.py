@@ -1,0 +1,1 @@
+"""Organizations, members, invitations, verification, Contact Sales and the audit trail."""

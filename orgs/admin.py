@@ -14,12 +14,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .exceptions import OrgError
+from console.errors import DomainError
+
 from .forms import VerificationRejectForm
 from .models import ContactSalesRequest, Invitation, Membership, Organization, VerificationRequest
 from .services import (
     ORGANIZATION_INFO_FIELDS,
     ORGANIZATION_LIMIT_FIELDS,
+    contact_sales_request_update,
     organization_limits_update,
     organization_update,
     verification_approve,
@@ -91,6 +93,9 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # organizations are created by their first administrator in the console
 
+    def has_delete_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
+        return False  # the ledger, invoices and the audit trail hang below an organization
+
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         # Through the audited services, as if the organization's own admins changed it.
         changed = form.changed_data
@@ -101,7 +106,7 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
                 organization_update(organization=obj, actor=request.user, data=info)  # type: ignore[arg-type]
             if limits:
                 organization_limits_update(organization=obj, actor=request.user, data=limits)  # type: ignore[arg-type]
-        except OrgError as error:
+        except DomainError as error:
             self.message_user(request, error.message, messages.ERROR)
 
 
@@ -139,7 +144,7 @@ class VerificationRequestAdmin(admin.ModelAdmin[VerificationRequest]):
             try:
                 verification_approve(request=item, actor=request.user)  # type: ignore[arg-type]
                 approved += 1
-            except OrgError as error:
+            except DomainError as error:
                 self.message_user(request, f"{item.legal_name}: {error.message}", messages.WARNING)
         if approved:
             self.message_user(request, f"Approved {approved} request(s); the organizations were emailed.")
@@ -155,7 +160,7 @@ class VerificationRequestAdmin(admin.ModelAdmin[VerificationRequest]):
                         request=item, actor=request.user, reason=form.cleaned_data["reason"]  # type: ignore[arg-type]
                     )
                     rejected += 1
-                except OrgError as error:
+                except DomainError as error:
                     self.message_user(request, f"{item.legal_name}: {error.message}", messages.WARNING)
             if rejected:
                 self.message_user(request, f"Rejected {rejected} request(s); the organizations were emailed why.")
@@ -188,6 +193,9 @@ class InvitationAdmin(admin.ModelAdmin[Invitation]):
     def has_change_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False  # audited: revoking (by the organization's admins) is how an invitation ends
+
     @admin.display(description="Status")
     def status_label(self, obj: Invitation) -> str:
         return obj.get_status_display()
@@ -204,3 +212,15 @@ class ContactSalesRequestAdmin(admin.ModelAdmin[ContactSalesRequest]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: ContactSalesRequest, form: Any, change: bool) -> None:
+        # Through the audited service: who marked it handled, and when, stays on record.
+        try:
+            contact_sales_request_update(
+                request=obj,
+                actor=request.user,  # type: ignore[arg-type]
+                handled_at=form.cleaned_data["handled_at"],
+                staff_notes=form.cleaned_data["staff_notes"],
+            )
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)

@@ -1,3 +1,5 @@
+"""The orgs app; it listens to allauth's login signal (orgs/receivers.py)."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

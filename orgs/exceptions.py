@@ -1,18 +1,11 @@
-"""What services raise when a rule says no. Views turn these into form errors or messages."""
+"""The one orgs-specific refusal; every other one is a plain `console.errors.DomainError`."""
 
 from __future__ import annotations
 
-
-class OrgError(Exception):
-    """A refused change: `message` is written for the person who asked, `code` for code and tests."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+from console.errors import DomainError
 
 
-class InvitationInvalid(OrgError):
+class InvitationInvalid(DomainError):
     """Unknown, expired, revoked or used: all look the same to the visitor, so tokens cannot be probed."""
 
     def __init__(self) -> None:

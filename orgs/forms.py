@@ -1,3 +1,5 @@
+"""Organization forms: create, information, verification, invitations, roles, filters, Contact Sales."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -13,6 +13,8 @@ from typing import Literal
 from django.conf import settings
 from django.urls import reverse
 
+from console.errors import DomainError
+
 from .models import Organization
 
 Resource = Literal["projects", "api_keys"]
@@ -35,6 +37,14 @@ class LimitDecision:
             f"Your organization has reached its limit of {self.limit} {label}. "
             "Contact Sales to raise it."
         )
+
+
+class LimitReached(DomainError):
+    """A tier limit refused a creation; pages show the decision with its Contact Sales link."""
+
+    def __init__(self, decision: LimitDecision) -> None:
+        super().__init__(decision.message, code="limit_reached")
+        self.decision = decision
 
 
 def contact_sales_url(organization: Organization, need: str = "") -> str:

@@ -38,6 +38,17 @@ class VerificationStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def lock(self, pk: int) -> Organization:
+        """The organization row, locked until the transaction ends (call inside one).
+
+        Every change that counts an organization's tier-limited resources or changes who
+        administers it locks this row first, so two concurrent changes are serialized: the
+        last-admin rule and the project/key limits cannot be raced.
+        """
+        return self.select_for_update(of=("self",)).get(pk=pk)
+
+
 class Organization(models.Model):
     public_id = models.CharField(
         "organization ID", max_length=32, unique=True, default=new_org_public_id, editable=False
@@ -67,6 +78,8 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -87,6 +100,12 @@ class Organization(models.Model):
         return [label for field, label in labels.items() if not getattr(self, field)]
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def admins(self) -> MembershipQuerySet:
+        """Organization Administrators (the rule "org admin" on rows; `Membership.is_admin` on one)."""
+        return self.filter(role__gte=Role.ADMIN)
+
+
 class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -94,6 +113,8 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Drives "the last used organization is remembered" across logins.
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -106,7 +127,16 @@ class Membership(models.Model):
 
     @property
     def is_admin(self) -> bool:
-        return self.role >= Role.ADMIN
+        return is_admin_role(self.role)
+
+    def is_demotion(self, role: int) -> bool:
+        """Would `role` take this member's administrator rights away? (demotion handlers run then)"""
+        return self.is_admin and not is_admin_role(role)
+
+
+def is_admin_role(role: int) -> bool:
+    """The one rule for "an Organization Administrator" on a role value."""
+    return role >= Role.ADMIN
 
 
 class AuditEvent(models.Model):
@@ -148,6 +178,28 @@ class InvitationStatus(models.TextChoices):
     REVOKED = "revoked", "Revoked"
 
 
+def invitation_status_q(status: str) -> Q:
+    """The rows of one InvitationStatus, as a filter ("" = all): the database twin of `Invitation.status`."""
+    now = timezone.now()
+    open_ = Q(accepted_at=None, revoked_at=None)
+    filters: dict[str, Q] = {
+        InvitationStatus.PENDING: open_ & Q(expires_at__gt=now),
+        InvitationStatus.EXPIRED: open_ & Q(expires_at__lte=now),
+        InvitationStatus.ACCEPTED: Q(accepted_at__isnull=False),
+        InvitationStatus.REVOKED: Q(accepted_at=None, revoked_at__isnull=False),
+    }
+    return filters.get(status, Q())
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def with_status(self, status: str) -> InvitationQuerySet:
+        return self.filter(invitation_status_q(status))
+
+    def pending(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked, and not expired: the link still works."""
+        return self.with_status(InvitationStatus.PENDING)
+
+
 class Invitation(models.Model):
     """A dedicated, single-use link for one person. Only the token's SHA-256 digest is stored."""
 
@@ -175,6 +227,8 @@ class Invitation(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = InvitationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

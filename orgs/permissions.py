@@ -1,7 +1,9 @@
-"""The only way an organization id from a URL becomes an object.
+"""The only way an organization id from a URL becomes an object, and the role rules services re-check.
 
 Outsiders get 404 whether the organization exists or not, so ids cannot be probed;
-a member whose role is too low gets 403.
+a member whose role is too low gets 403. `require_member` / `require_org_admin` are what every
+service calls to re-check its actor (views have checked already, but a role may have changed
+since); `is_last_admin` is the rule that an organization always keeps an administrator.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from console.errors import Forbidden
 from console.models import User
 
 from .models import Invitation, Membership, Role, VerificationRequest
@@ -43,7 +46,7 @@ def access_member(user: User, org_id: str, membership_id: int) -> tuple[Membersh
         raise Http404("No such member.")
     if target.pk == own.pk:
         return own, target
-    if own.role < Role.ADMIN:
+    if not own.is_admin:
         raise PermissionDenied("Only organization administrators can manage members.")
     return own, target
 
@@ -74,3 +77,37 @@ def access_verification_document(user: User, org_id: str, request_id: int) -> Ve
     if request is None:
         raise Http404("No such document.")
     return request
+
+
+def require_member(actor: User, organization_id: int, *, lock: bool = False) -> Membership:
+    """A service's re-check: the actor's membership (row-locked with `lock`), else Forbidden."""
+    memberships = Membership.objects.filter(user=actor, organization_id=organization_id)
+    if lock:
+        memberships = memberships.select_for_update(of=("self",))
+    membership = memberships.first()
+    if membership is None:
+        raise Forbidden("You are not a member of this organization.", code="not_member")
+    return membership
+
+
+def require_org_admin(actor: User, organization_id: int) -> Membership:
+    """A service's re-check that the actor is an Organization Administrator, else Forbidden."""
+    membership = require_member(actor, organization_id)
+    if not membership.is_admin:
+        raise Forbidden("Only organization administrators can do this.", code="not_admin")
+    return membership
+
+
+def is_last_admin(membership: Membership) -> bool:
+    """Would the organization be left without an administrator if this member left or were demoted?
+
+    Services ask it with the organization row locked (`Organization.objects.lock`), so two admins
+    demoting each other at the same moment cannot both succeed.
+    """
+    others = Membership.objects.admins().filter(organization_id=membership.organization_id).exclude(pk=membership.pk)
+    return membership.is_admin and not others.exists()
+
+
+def staff_may(user: User, permission: str) -> bool:
+    """Platform staff holding `permission` act from the staff admin where members cannot."""
+    return bool(user.is_active and user.is_staff and user.has_perm(permission))

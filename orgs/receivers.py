@@ -13,9 +13,10 @@ from django.contrib import messages
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from console.errors import DomainError
 from console.models import User
 
-from .exceptions import InvitationInvalid, OrgError
+from .exceptions import InvitationInvalid
 from .invitations import SESSION_JOINED, forget_pending, pending_digest
 from .services import invitation_accept
 
@@ -30,7 +31,7 @@ def join_pending_invitation(sender: type, request: HttpRequest, user: User, **kw
     except InvitationInvalid:
         forget_pending(request.session)
         return
-    except OrgError:
+    except DomainError:
         return  # wrong address or already a member: the invitation page explains
     forget_pending(request.session)
     organization = membership.organization

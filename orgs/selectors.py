@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.urls import reverse
-from django.utils import timezone
 
 from console.models import User
 
@@ -18,10 +18,8 @@ from .limits import RESOURCE_LABELS, Resource, contact_sales_url, organization_l
 from .models import (
     AuditEvent,
     Invitation,
-    InvitationStatus,
     Membership,
     Organization,
-    Role,
     VerificationRequest,
     VerificationStatus,
 )
@@ -60,10 +58,6 @@ def audit_filter_choices(*, organization: Organization) -> tuple[list[str], list
     return actions, actors
 
 
-def admin_count(*, organization: Organization) -> int:
-    return Membership.objects.filter(organization=organization, role__gte=Role.ADMIN).count()
-
-
 def members_for_organization(*, organization: Organization) -> QuerySet[Membership]:
     """Members with their user, and whether they protect their login with a second factor."""
     second_factor = Authenticator.objects.filter(
@@ -77,22 +71,10 @@ def members_for_organization(*, organization: Organization) -> QuerySet[Membersh
     )
 
 
-def _invitation_status_filter(status: str) -> Q:
-    now = timezone.now()
-    open_ = Q(accepted_at=None, revoked_at=None)
-    filters: dict[str, Q] = {
-        InvitationStatus.PENDING: open_ & Q(expires_at__gt=now),
-        InvitationStatus.EXPIRED: open_ & Q(expires_at__lte=now),
-        InvitationStatus.ACCEPTED: Q(accepted_at__isnull=False),
-        InvitationStatus.REVOKED: Q(accepted_at=None, revoked_at__isnull=False),
-    }
-    return filters.get(status, Q())
-
-
 def invitations_for_organization(*, organization: Organization, status: str = "") -> QuerySet[Invitation]:
     return (
         Invitation.objects.filter(organization=organization)
-        .filter(_invitation_status_filter(status))
+        .with_status(status)
         .select_related("invited_by", "accepted_by")
     )
 
@@ -138,12 +120,12 @@ def invited_projects(*, invitation: Invitation) -> list[InvitedProject]:
 
 def invitation_by_digest(*, digest: str) -> Invitation | None:
     """The invitation behind a link, if it can still be accepted; None looks the same for every other case."""
-    invitation = (
-        Invitation.objects.select_related("organization", "invited_by").filter(digest=digest).first()
-    )
-    if invitation is None or not invitation.is_pending:
-        return None
-    return invitation
+    return Invitation.objects.pending().select_related("organization", "invited_by").filter(digest=digest).first()
+
+
+def user_has_verified_email(*, user: User, email: str) -> bool:
+    """May `user` act on mail sent to `email`? Only through an address they verified."""
+    return EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
 
 
 @dataclass(frozen=True)

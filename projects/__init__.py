@@ -1,0 +1,1 @@
+"""Projects, project members and API keys."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from console.models import User
 
-from .models import APIKey, Project, ProjectMembership
+from .models import APIKey, APIKeyQuerySet, Project, ProjectMembership
 from .services import api_key_revoke
 
 
@@ -103,10 +102,10 @@ class APIKeyAdmin(admin.ModelAdmin[APIKey]):
         return obj.status_label
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[APIKey]) -> None:
+    def revoke_selected(self, request: HttpRequest, queryset: APIKeyQuerySet) -> None:
         actor: User = request.user  # type: ignore[assignment]
         revoked = 0
-        for key in queryset.select_related("project").filter(revoked_at__isnull=True):
+        for key in queryset.select_related("project").unrevoked():
             api_key_revoke(key=key, actor=actor)
             revoked += 1
         skipped = queryset.count() - revoked

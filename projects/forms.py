@@ -1,3 +1,5 @@
+"""Project forms: name and description, budgets and limits, API keys, members."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -9,10 +11,10 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import User
 
-from .models import Project, ProjectRole
-from .services import validate_notify_percents
+from .models import Project, ProjectRole, notify_percents_clean
 
 MAX_TPM = 2_147_483_647  # the column's range
 ROLL_OVERLAPS = {
@@ -76,9 +78,9 @@ def parse_percents(text: str) -> list[int]:
             raise forms.ValidationError(f"“{part.strip()}” is not a whole percentage.")
         values.append(int(item))
     try:
-        return validate_notify_percents(values)
-    except ValueError as exc:
-        raise forms.ValidationError(str(exc)) from exc
+        return notify_percents_clean(values)
+    except DomainError as error:
+        raise forms.ValidationError(error.message, code=error.code) from error
 
 
 class ProjectLimitsForm(forms.Form):

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import APIKey, key_status
+from .models import APIKey, KeyStatus, key_status
 
 BODY_LENGTH = 43  # len(secrets.token_urlsafe(32))
 CHECKSUM_LENGTH = 6
@@ -58,10 +58,6 @@ class KeyAuthResult:
     key: APIKey | None  # with .project and .organization loaded; None on failure
     error: str | None  # None, or "malformed" | "unknown" | "revoked" | "expired" | "project_archived"
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
 
 def api_key_authenticate(raw_key: str) -> KeyAuthResult:
     """Checksum first, then one indexed lookup by digest. Never cached: a revoked key fails at once."""
@@ -90,8 +86,8 @@ def key_state_error(
     """The rule behind api_key_state_error, on plain values: the gateway's single-query fast path
     (billing.selectors) reads the same columns without building model instances."""
     status = key_status(revoked_at=revoked_at, expires_at=expires_at)
-    if status != "active":
-        return status
+    if status != KeyStatus.ACTIVE:
+        return str(status.value)
     if project_archived_at is not None:
         return "project_archived"
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from console.errors import DomainError
 from orgs.models import Organization
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -32,6 +34,27 @@ class ProjectRole(models.IntegerChoices):
     # Gaps as with organization roles; compare with >=.
     MEMBER = 10, "General Project Member"
     ADMIN = 30, "Project Administrator"
+
+
+MAX_NOTIFY_THRESHOLDS = 10
+
+
+def notify_percents_clean(values: Iterable[int]) -> list[int]:
+    """The rule for consumption-notification thresholds: sorted, distinct whole percentages 1-100,
+    at most ten. The form, the service and the stored value (`Project.notify_percents`) all use it."""
+    percents = sorted(set(values))
+    for value in percents:
+        if not 1 <= value <= 100:
+            raise DomainError(f"{value} % is not between 1 and 100.", code="invalid_notify_percents")
+    if len(percents) > MAX_NOTIFY_THRESHOLDS:
+        raise DomainError(f"Use at most {MAX_NOTIFY_THRESHOLDS} thresholds.", code="invalid_notify_percents")
+    return percents
+
+
+class ProjectQuerySet(models.QuerySet["Project"]):
+    def lock(self, pk: int) -> Project:
+        """The project row (with its organization, unlocked), locked until the transaction ends."""
+        return self.select_for_update(of=("self",)).select_related("organization").get(pk=pk)
 
 
 class Project(models.Model):
@@ -60,6 +83,8 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["organization", "archived_at"])]
@@ -71,12 +96,31 @@ class Project(models.Model):
     def is_archived(self) -> bool:
         return self.archived_at is not None
 
+    def notify_percents(self, *, daily: bool) -> list[int]:
+        """The thresholds to notify at for the day's or the month's budget, as the rule keeps them
+        (a stored value the rule no longer accepts notifies at nothing rather than failing)."""
+        stored = self.daily_notify_percents if daily else self.monthly_notify_percents
+        if not isinstance(stored, list) or not all(isinstance(p, int) for p in stored):
+            return []
+        try:
+            return notify_percents_clean(stored)
+        except DomainError:
+            return []
+
+
+class ProjectMembershipQuerySet(models.QuerySet["ProjectMembership"]):
+    def admins(self) -> ProjectMembershipQuerySet:
+        """Project Administrators (the rule on rows; `ProjectMembership.is_admin` on one)."""
+        return self.filter(role__gte=ProjectRole.ADMIN)
+
 
 class ProjectMembership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
     role = models.PositiveSmallIntegerField(choices=ProjectRole.choices, default=ProjectRole.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -95,29 +139,36 @@ class RevocationReason(models.TextChoices):
     MANUAL = "manual", "Revoked"
     MEMBER_REMOVED = "member_removed", "Member removed"
     ROLE_CHANGED = "role_changed", "Owner's role changed"
-    ROLLED = "rolled", "Replaced by a rolled key"
 
 
-def key_status(*, revoked_at: datetime | None, expires_at: datetime | None) -> str:
-    """"revoked" | "expired" | "active": the one rule, for instances and for plain column values
+class KeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+def key_status(*, revoked_at: datetime | None, expires_at: datetime | None) -> KeyStatus:
+    """Revoked, expired or active: the one rule, for instances and for plain column values
     (the gateway's single-query path, the usage breakdown by key)."""
     if revoked_at is not None:
-        return "revoked"
+        return KeyStatus.REVOKED
     if expires_at is not None and expires_at <= timezone.now():
-        return "expired"
-    return "active"
+        return KeyStatus.EXPIRED
+    return KeyStatus.ACTIVE
 
 
 class APIKeyQuerySet(models.QuerySet["APIKey"]):
-    def unrevoked_unexpired(self) -> APIKeyQuerySet:
-        """Keys that still open the gateway (unless their project is archived)."""
-        return self.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-        )
+    def unrevoked(self) -> APIKeyQuerySet:
+        """Keys nobody revoked yet (expired ones included): what a revocation acts on."""
+        return self.filter(revoked_at__isnull=True)
+
+    def active(self) -> APIKeyQuerySet:
+        """Keys that still open the gateway (unless their project is archived): `APIKey.is_active` in SQL."""
+        return self.unrevoked().filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
     def counted_for_limit(self) -> APIKeyQuerySet:
         # A rolled key living out its overlap does not count: rolling replaces, it does not add.
-        return self.unrevoked_unexpired().filter(replaced_by__isnull=True)
+        return self.active().filter(replaced_by__isnull=True)
 
 
 class APIKey(models.Model):
@@ -155,8 +206,18 @@ class APIKey(models.Model):
         return f"{self.name} ({self.hint})"
 
     @property
-    def status(self) -> str:
+    def status(self) -> KeyStatus:
         return key_status(revoked_at=self.revoked_at, expires_at=self.expires_at)
+
+    @property
+    def is_active(self) -> bool:
+        """Unrevoked and unexpired (the gateway also refuses it while its project is archived)."""
+        return self.status == KeyStatus.ACTIVE
+
+    @property
+    def is_rollable(self) -> bool:
+        """An active key that has not been replaced yet (who may roll it: `permissions.may_roll_key`)."""
+        return self.is_active and self.replaced_by_id is None
 
     @property
     def status_label(self) -> str:
@@ -165,7 +226,7 @@ class APIKey(models.Model):
             if self.revoked_reason in ("", RevocationReason.MANUAL):
                 return "Revoked"
             return f"Revoked ({RevocationReason(self.revoked_reason).label.lower()})"
-        if self.status == "expired":
+        if self.status == KeyStatus.EXPIRED:
             return "Expired (rolled)" if self.replaced_by_id else "Expired"
         return "Active"
 

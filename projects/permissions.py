@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from console.errors import Forbidden
 from console.models import User
 from orgs.models import Membership, Organization, Role
-from orgs.permissions import access_organization
+from orgs.permissions import access_organization, require_member, staff_may
 
 from .models import APIKey, Project, ProjectMembership, ProjectRole
 
@@ -49,20 +50,11 @@ class ProjectAccess:
 
 def effective_project_role(*, membership: Membership, project_membership: ProjectMembership | None) -> int | None:
     """The role that counts inside a project; None means no access at all."""
-    if membership.role >= Role.ADMIN:
+    if membership.is_admin:
         return int(ProjectRole.ADMIN)
     if project_membership is None:
         return None
     return project_membership.role
-
-
-def project_role_of(*, user: User, project: Project) -> int | None:
-    """The user's effective role in the project (for services that re-check their actor)."""
-    membership = Membership.objects.filter(user=user, organization_id=project.organization_id).first()
-    if membership is None:
-        return None
-    project_membership = ProjectMembership.objects.filter(user=user, project=project).first()
-    return effective_project_role(membership=membership, project_membership=project_membership)
 
 
 def access_project(
@@ -110,13 +102,38 @@ def access_project_member(access: ProjectAccess, member_id: int) -> ProjectMembe
 
 def may_revoke_any_key(user: User) -> bool:
     """Platform staff allowed to change keys in the staff admin (e.g. to stop a leaked key)."""
-    if not (user.is_active and user.is_staff):
-        return False
-    return user.has_perm("projects.change_apikey")
+    return staff_may(user, "projects.change_apikey")
 
 
-def can_revoke_key(access: ProjectAccess, key: APIKey, user: User) -> bool:
-    """Project admins (and org admins) revoke any key of the project; a member only their own."""
-    if access.is_admin:
-        return True
-    return key.created_by_id == user.pk
+# The roles table's rules for one key, given the viewer's effective project role (`ProjectAccess.role`,
+# or the role a service re-checked with `require_project_role`) and the key's owner (`created_by_id`;
+# plain values, so the usage breakdown can ask them of rows). Views, selectors and services ask these.
+
+
+def may_see_key(*, role: int, owner_id: int, user_id: int) -> bool:
+    """Project admins (and org admins) see every key of the project in full; a member only their own."""
+    return role >= ProjectRole.ADMIN or owner_id == user_id
+
+
+def may_revoke_key(*, role: int, owner_id: int, user_id: int) -> bool:
+    """Whoever sees a key in full may revoke it: project admins any key, members their own."""
+    return may_see_key(role=role, owner_id=owner_id, user_id=user_id)
+
+
+def may_roll_key(*, owner_id: int, user_id: int) -> bool:
+    """Rolling replaces one's own key (its state: `APIKey.is_rollable`)."""
+    return owner_id == user_id
+
+
+def require_project_role(*, actor: User, project: Project, min_role: int) -> int:
+    """A service's re-check of the actor's effective project role, with their membership rows
+    locked: a concurrent removal either waits for this change (and then undoes it) or wins and
+    this change is refused. Returns the role; Forbidden when it is too low."""
+    membership = require_member(actor, project.organization_id, lock=True)
+    project_membership = (
+        ProjectMembership.objects.select_for_update(of=("self",)).filter(user=actor, project=project).first()
+    )
+    role = effective_project_role(membership=membership, project_membership=project_membership)
+    if role is None or role < min_role:
+        raise Forbidden("Your role in this project does not allow this.")
+    return role

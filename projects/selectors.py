@@ -68,7 +68,7 @@ class ProjectStats:
 def project_stats(*, project: Project) -> ProjectStats:
     return ProjectStats(
         member_count=project.memberships.count(),
-        working_key_count=project.api_keys.unrevoked_unexpired().count(),
+        working_key_count=project.api_keys.active().count(),
     )
 
 
@@ -107,9 +107,8 @@ def keys_revoked_by_demotion(*, membership: Membership) -> QuerySet[APIKey]:
     """An org admin's unrevoked keys in projects they are not a member of: demoting them to General
     Member takes away their access to those projects, so these keys would be revoked."""
     return (
-        APIKey.objects.filter(
-            organization_id=membership.organization_id, created_by_id=membership.user_id, revoked_at__isnull=True
-        )
+        APIKey.objects.unrevoked()
+        .filter(organization_id=membership.organization_id, created_by_id=membership.user_id)
         .exclude(project__memberships__user_id=membership.user_id)
         .select_related("project")
         .order_by("project__name", "project_id", "-created_at")
@@ -119,7 +118,7 @@ def keys_revoked_by_demotion(*, membership: Membership) -> QuerySet[APIKey]:
 def keys_revoked_by_removal(*, project: Project, user: User) -> list[APIKey]:
     """The keys that removing `user` from `project` would revoke, most recently used first."""
     return list(
-        APIKey.objects.filter(project=project, created_by=user, revoked_at__isnull=True).order_by(
+        APIKey.objects.unrevoked().filter(project=project, created_by=user).order_by(
             F("last_used_at").desc(nulls_last=True), "-created_at"
         )
     )

@@ -1,3 +1,5 @@
+"""Project pages under /o/<org id>/projects/<project id>/."""
+
 from __future__ import annotations
 
 from django.urls import path

@@ -22,8 +22,9 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
-from orgs.limits import organization_rate_limits
+from orgs.limits import LimitReached, organization_rate_limits
 from orgs.models import Role
 from orgs.permissions import access_organization
 
@@ -41,7 +42,9 @@ from .permissions import (
     access_api_key,
     access_project,
     access_project_member,
-    can_revoke_key,
+    may_revoke_key,
+    may_roll_key,
+    may_see_key,
 )
 from .selectors import (
     addable_org_members,
@@ -56,8 +59,6 @@ from .selectors import (
 )
 from .services import (
     CreatedKey,
-    LimitReached,
-    ProjectError,
     api_key_create,
     api_key_revoke,
     api_key_roll,
@@ -138,8 +139,8 @@ def project_create_view(request: AuthedHttpRequest, org_id: str) -> HttpResponse
             project = project_create(organization=organization, actor=request.user, **form.cleaned_data)
         except LimitReached:
             pass  # the page's limit alert says so, with the Contact Sales link
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as error:
+            form_add_error(form, error)
         else:
             messages.success(request, f"Project “{project.name}” created. Add members and create API keys here.")
             return redirect("projects:overview", org_id=org_id, project_id=project.public_id)
@@ -176,9 +177,10 @@ def _keys_context(
     rows = [
         KeyRow(
             key=key,
-            visible=access.is_admin or key.created_by_id == request.user.pk,
-            revocable=key.revoked_at is None and can_revoke_key(access, key, request.user),
-            rollable=key.created_by_id == request.user.pk and key.status == "active" and key.replaced_by_id is None,
+            visible=may_see_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk),
+            revocable=key.revoked_at is None
+            and may_revoke_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk),
+            rollable=key.is_rollable and may_roll_key(owner_id=key.created_by_id, user_id=request.user.pk),
         )
         for key in page.object_list
     ]
@@ -220,8 +222,8 @@ def key_create(request: AuthedHttpRequest, org_id: str, project_id: str) -> Http
             )
         except LimitReached:
             pass  # the form's limit alert says so, with the Contact Sales link
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as error:
+            form_add_error(form, error)
         else:
             return _render_keys(request, access, created)
     organization = access.organization
@@ -254,7 +256,7 @@ def _action_response(
 def key_revoke(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id)
     key = access_api_key(access, key_id)
-    if not can_revoke_key(access, key, request.user):
+    if not may_revoke_key(role=access.role, owner_id=key.created_by_id, user_id=request.user.pk):
         raise PermissionDenied("You can only revoke your own keys.")
     if request.method == "POST":
         key = api_key_revoke(key=key, actor=request.user)
@@ -272,7 +274,7 @@ def key_revoke(request: AuthedHttpRequest, org_id: str, project_id: str, key_id:
 def key_roll(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: str) -> HttpResponse:
     access = access_project(request.user, org_id, project_id)
     key = access_api_key(access, key_id)
-    if key.created_by_id != request.user.pk:
+    if not may_roll_key(owner_id=key.created_by_id, user_id=request.user.pk):
         raise PermissionDenied("You can only roll your own keys.")
     form = APIKeyRollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -283,8 +285,8 @@ def key_roll(request: AuthedHttpRequest, org_id: str, project_id: str, key_id: s
                 overlap=form.cleaned_data["overlap"],
                 expires_at=form.cleaned_data["expires_on"],
             )
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as error:
+            form_add_error(form, error)
         else:
             return _render_keys(request, access, created)
     return _action_response(
@@ -330,8 +332,8 @@ def member_list(request: AuthedHttpRequest, org_id: str, project_id: str) -> Htt
     if form.is_valid():
         try:
             added = project_member_add(project=access.project, actor=request.user, **form.cleaned_data)
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as error:
+            form_add_error(form, error)
         else:
             messages.success(request, f"{added.user.email} added as {added.get_role_display()}.")
             return _members_done(request, access)
@@ -351,8 +353,8 @@ def member_role(request: AuthedHttpRequest, org_id: str, project_id: str, member
         changed = project_member_change_role(
             project_membership=project_membership, actor=request.user, role=form.cleaned_data["role"]
         )
-    except ProjectError as exc:
-        messages.error(request, str(exc))
+    except DomainError as error:
+        messages.error(request, error.message)
     else:
         messages.success(request, f"{changed.user.email} is now {changed.get_role_display()}.")
     return _members_done(request, access)
@@ -366,8 +368,8 @@ def member_remove(request: AuthedHttpRequest, org_id: str, project_id: str, memb
     if request.method == "POST":
         try:
             revoked = project_member_remove(project_membership=project_membership, actor=request.user)
-        except ProjectError as exc:
-            messages.error(request, str(exc))
+        except DomainError as error:
+            messages.error(request, error.message)
         else:
             messages.success(
                 request,
@@ -435,8 +437,8 @@ def _settings_save(
     if form.is_valid():
         try:
             project = save(project=access.project, actor=request.user, **form.cleaned_data)
-        except ProjectError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as error:
+            form_add_error(form, error)
         else:
             messages.success(request, success)
             return _settings_response(request, replace(access, project=project), partial, saved=True)
@@ -489,8 +491,8 @@ def project_restore_view(request: AuthedHttpRequest, org_id: str, project_id: st
     access = access_project(request.user, org_id, project_id, min_org_role=Role.ADMIN)
     try:
         project_restore(project=access.project, actor=request.user)
-    except ProjectError as exc:
-        messages.error(request, str(exc))
+    except DomainError as error:
+        messages.error(request, error.message)
     else:
         messages.success(request, f"Project “{access.project.name}” restored. Its unrevoked API keys work again.")
     return redirect("projects:overview", org_id=org_id, project_id=project_id)

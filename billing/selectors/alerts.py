@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orgs.models import Membership, Organization, Role
-from projects.models import Project, ProjectMembership, ProjectRole
+from orgs.models import Membership, Organization
+from projects.models import Project, ProjectMembership
 
 from ..models import BalanceAlert
 
@@ -22,12 +22,12 @@ def consumption_recipients(*, project: Project) -> list[str]:
     """The project's admins, plus the org admins when the project asks for it (or when the project
     has no admin of its own: someone must hear that its calls are about to be denied)."""
     admins = list(
-        ProjectMembership.objects.filter(project=project, role__gte=ProjectRole.ADMIN)
+        ProjectMembership.objects.admins().filter(project=project)
         .order_by("user__email")
         .values_list("user__email", flat=True)
     )
     if project.notify_org_admins or not admins:
-        admins += Membership.objects.filter(organization_id=project.organization_id, role__gte=Role.ADMIN).order_by(
+        admins += Membership.objects.admins().filter(organization_id=project.organization_id).order_by(
             "user__email"
         ).values_list("user__email", flat=True)
     return list(dict.fromkeys(admins))

@@ -10,7 +10,8 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 from orgs.models import Organization
-from projects.models import Project, key_status
+from projects.models import KeyStatus, Project, key_status
+from projects.permissions import may_see_key
 
 from ..models import UsageDailyRollup, UsageKeyDailyRollup
 from ..money import ZERO
@@ -177,15 +178,18 @@ def organization_usage(*, organization: Organization, days: int = DEFAULT_USAGE_
     return report
 
 
-_INACTIVE = {"active": "", "revoked": "Revoked", "expired": "Expired"}
 
 
-def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days: int = DEFAULT_USAGE_DAYS,
+def _inactive_label(status: KeyStatus) -> str:
+    return "" if status == KeyStatus.ACTIVE else status.label
+
+
+def project_usage(*, project: Project, viewer_id: int, viewer_role: int, days: int = DEFAULT_USAGE_DAYS,
                   today: date | None = None) -> UsageReport:
     """The project's consumption per UTC day over the last `days` days, by model and by API key.
 
-    Keys of other members are masked unless `see_all_keys` (project and org admins): the roles
-    table's "own keys; other keys masked". Revoked and expired keys still count.
+    Keys the viewer (effective project role `viewer_role`) may not see are masked
+    (`projects.permissions.may_see_key`: "own keys; other keys masked"). Revoked and expired keys still count.
     """
     organization = project.organization
     report = _report(organization=organization, project=project, days=days, today=today)
@@ -202,15 +206,15 @@ def project_usage(*, project: Project, viewer_id: int, see_all_keys: bool, days:
     )
     for row in keys:
         mine = row["api_key__created_by_id"] == viewer_id
-        visible = see_all_keys or mine
+        visible = may_see_key(role=viewer_role, owner_id=row["api_key__created_by_id"], user_id=viewer_id)
         report.by_key.append(UsageGroup(
             label=row["api_key__name"] if visible else "Another member's key",
             ref=row["api_key__public_id"] if visible else "",
             detail=row["api_key__hint"] if visible else "",
             masked=not visible,
             mine=mine,
-            inactive=_INACTIVE[key_status(revoked_at=row["api_key__revoked_at"],
-                                          expires_at=row["api_key__expires_at"])],
+            inactive=_inactive_label(key_status(revoked_at=row["api_key__revoked_at"],
+                                                expires_at=row["api_key__expires_at"])),
             share=_percent(row["cost_sum"] or ZERO, report.total.cost),
             **_usage_fields(row),
         ))

@@ -21,17 +21,16 @@ from decimal import Decimal
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from console.errors import DomainError
 from console.models import User
-from console.services import absolute_url, email_enqueue
+from console.services import absolute_url, email_addresses_clean, email_enqueue
+from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.services import audit_record
+from orgs.permissions import require_org_admin
 from projects.models import Project
 
 from ..models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
@@ -72,18 +71,14 @@ def _clean_alert_settings(threshold: Decimal, extra_recipients: Sequence[str]) -
     if threshold < 0 or threshold >= MAX_THRESHOLD or threshold != threshold.quantize(Decimal("0.01")):
         errors["threshold"] = "Enter an amount from 0.00 up to 999,999.99, with at most 2 decimal places."
     recipients: list[str] = []
-    for address in (a.strip() for a in extra_recipients):
-        if not address:
-            continue
-        try:
-            validate_email(address)
-        except ValidationError:
-            errors["extra_recipients"] = f"“{address}” is not a valid email address."
-            break
-        if address.lower() not in {r.lower() for r in recipients}:
-            recipients.append(address)
-    if "extra_recipients" not in errors and len(recipients) > MAX_ALERT_RECIPIENTS:
-        errors["extra_recipients"] = f"Enter at most {MAX_ALERT_RECIPIENTS} additional addresses."
+    try:  # the one rule for address lists (valid, blanks skipped, de-duplicated): console.services
+        recipients = email_addresses_clean(
+            extra_recipients,
+            limit=MAX_ALERT_RECIPIENTS,
+            too_many=f"Enter at most {MAX_ALERT_RECIPIENTS} additional addresses.",
+        )
+    except DomainError as error:
+        errors["extra_recipients"] = error.message
     if errors:
         raise DomainError(code="invalid_alert_settings", field_errors=errors)
     return recipients
@@ -99,7 +94,8 @@ def balance_alert_update(
     extra_recipients: Sequence[str],
 ) -> BalanceAlert:
     """Change the alert's settings (audited); the alert is checked again after commit, so a
-    threshold raised above the current balance fires at once."""
+    threshold raised above the current balance fires at once. Org admins only."""
+    require_org_admin(actor, organization.pk)
     recipients = _clean_alert_settings(threshold, extra_recipients)
     _alert_row(organization.pk)
     alert = BalanceAlert.objects.select_for_update().get(organization=organization)
@@ -204,11 +200,6 @@ def balance_alerts_check() -> int:
 # --- consumption notifications ---------------------------------------------------------------------
 
 
-def _percents(value: object) -> list[int]:
-    """The stored percentages, cleaned: whole numbers from 1 to 100, ascending, once each."""
-    if not isinstance(value, list):
-        return []
-    return sorted({int(p) for p in value if isinstance(p, int | float) and 0 < p <= 100})
 
 
 def _period_label(period: str, start: date) -> str:
@@ -225,9 +216,9 @@ def consumption_check(*, project_id: int, period: str, period_start: date) -> in
     if project is None:
         return 0
     if period == SpendPeriod.DAY:
-        budget, percents = project.daily_budget, _percents(project.daily_notify_percents)
+        budget, percents = project.daily_budget, project.notify_percents(daily=True)
     else:
-        budget, percents = project.monthly_budget, _percents(project.monthly_notify_percents)
+        budget, percents = project.monthly_budget, project.notify_percents(daily=False)
     if not budget or not percents:
         return 0
     spent = (

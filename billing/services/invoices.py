@@ -27,8 +27,9 @@ from console.errors import DomainError
 from console.models import User
 from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
+from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.services import audit_record
+from orgs.permissions import require_org_admin
 
 from ..models import (
     Invoice,
@@ -83,7 +84,8 @@ def invoice_request_create(
     month: date | None = None,
 ) -> InvoiceRequest:
     """Request an invoice for one of the organization's top-ups or for one ended calendar month
-    with usage. One live (requested or issued) request per top-up or month."""
+    with usage. One live (requested or issued) request per top-up or month. Org admins only."""
+    require_org_admin(actor, organization.pk)
     cleaned = _clean_details(details)
     if kind == InvoiceKind.TOPUP:
         theirs = ledger_entry is not None and ledger_entry.organization_id == organization.pk

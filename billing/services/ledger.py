@@ -12,8 +12,8 @@ from django.db.models import F
 
 from console.errors import DomainError
 from console.models import User
+from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.services import audit_record
 
 from ..models import BillingAccount, LedgerEntry, LedgerKind
 from ..money import format_money, quantize_micro

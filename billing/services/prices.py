@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from console.errors import DomainError
 from console.models import User
-from orgs.services import audit_record
+from orgs.audit import audit_record
 
 from ..models import Price
 

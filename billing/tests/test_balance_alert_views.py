@@ -37,7 +37,7 @@ def test_the_page_shows_the_default_threshold_and_who_gets_the_email(client_as, 
     assert 'value="5.00"' in page
     assert org.registered_email in page
     assert "Save alert settings" in page
-    assert 'aria-current="page"><span class="icon">!</span>Balance alerts' in page
+    assert 'aria-current="page"><span class="icon" aria-hidden="true">!</span>Balance alerts' in page
 
 
 def test_saving_settings_is_audited_and_htmx_gets_the_panel(client_as, org):
@@ -102,3 +102,17 @@ def test_the_banner_costs_one_query(client_as, org, django_assert_num_queries):
     topup(org, "1", "p1")
     with django_assert_num_queries(1):
         assert balance_banner(organization_id=org.pk) == ""
+
+
+@pytest.mark.django_db
+def test_the_service_itself_refuses_a_member_changing_the_alert(org):
+    from billing.services.alerts import balance_alert_update
+    from console.errors import Forbidden
+    from orgs.models import Role
+    from orgs.tests.factories import MembershipFactory
+
+    member = MembershipFactory(organization=org, role=Role.MEMBER).user
+    with pytest.raises(Forbidden):
+        balance_alert_update(organization=org, actor=member, enabled=False, threshold=Decimal("50.00"),
+                             extra_recipients=[])
+    assert not BalanceAlert.objects.filter(organization=org).exists()

@@ -30,7 +30,8 @@ from billing.services.ledger import ledger_post
 from billing.tests.factories import ProjectFactory, make_api_key
 from console.tests.factories import UserFactory
 from console.tests.test_outbox import run_in_threads
-from orgs.tests.factories import OrganizationFactory
+from orgs.models import Membership, Role
+from orgs.tests.factories import MembershipFactory, OrganizationFactory
 
 DETAILS = {"billing_name": "Acme GmbH", "billing_address": "1 Main St\nBerlin", "billing_country": "Germany",
            "billing_tax_number": "DE123", "billing_email": "ap@acme.test"}
@@ -41,8 +42,13 @@ def topup(org, amount="25.00", reference=None) -> LedgerEntry:
                        reference=reference or f"pay-{org.pk}-{amount}", actor=None).entry
 
 
+def admin_of(org):
+    membership = Membership.objects.admins().filter(organization=org).select_related("user").first()
+    return (membership or MembershipFactory(organization=org, role=Role.ADMIN)).user
+
+
 def request_topup_invoice(org, entry=None) -> InvoiceRequest:
-    return invoice_request_create(organization=org, actor=None, kind=InvoiceKind.TOPUP,
+    return invoice_request_create(organization=org, actor=admin_of(org), kind=InvoiceKind.TOPUP,
                                   ledger_entry=entry or topup(org), details=DETAILS)
 
 
@@ -127,7 +133,7 @@ class TestRequesting:
             request_topup_invoice(org, entry)
         this_month = timezone.now().date().replace(day=1)
         with pytest.raises(Exception, match="once it has ended"):
-            invoice_request_create(organization=org, actor=None, kind=InvoiceKind.USAGE, month=this_month,
+            invoice_request_create(organization=org, actor=admin_of(org), kind=InvoiceKind.USAGE, month=this_month,
                                    details=DETAILS)
 
 
@@ -167,7 +173,7 @@ class TestIssuing:
         ledger_post(organization=org, kind=LedgerKind.TOPUP, amount=Decimal(50), reference="p", actor=None)
         LedgerEntry.objects.create(organization=org, kind=LedgerKind.USAGE, amount=Decimal("-27.698"),
                                    balance_after=Decimal(0), usage_date=hour.date())
-        request = invoice_request_create(organization=org, actor=None, kind=InvoiceKind.USAGE, month=month,
+        request = invoice_request_create(organization=org, actor=admin_of(org), kind=InvoiceKind.USAGE, month=month,
                                          details=DETAILS)
         invoice = issue(request.pk)
         lines = [(line.description, line.amount) for line in invoice.lines.all()]
@@ -185,8 +191,8 @@ class TestIssuing:
         first = invoice_issue(request_id=request.pk, actor=None)
         with pytest.raises(CommandError, match="already issued"):
             call_command("invoice_issue", str(request.pk))
-        empty = invoice_request_create(organization=org, actor=None, kind=InvoiceKind.USAGE, month=last_month(),
-                                       details=DETAILS)
+        empty = invoice_request_create(organization=org, actor=admin_of(org), kind=InvoiceKind.USAGE,
+                                       month=last_month(), details=DETAILS)
         with pytest.raises(CommandError, match="no usage"):
             call_command("invoice_issue", str(empty.pk))
         second = invoice_issue(request_id=request_topup_invoice(org, topup(org, "3")).pk, actor=None)
@@ -199,6 +205,19 @@ class TestIssuing:
         page = client_as("admin").get(reverse("billing:overview", args=[org.public_id])).content.decode()
         assert "Rejected" in page and "Payment not received yet" in page
         assert request_topup_invoice(org, entry).status == InvoiceStatus.REQUESTED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.MEMBER, None])
+def test_the_service_itself_refuses_an_invoice_request_from_a_non_admin(org, role):
+    from console.errors import Forbidden
+    from console.tests.factories import UserFactory as Users
+
+    actor = MembershipFactory(organization=org, role=role).user if role else Users()
+    with pytest.raises(Forbidden):
+        invoice_request_create(organization=org, actor=actor, kind=InvoiceKind.TOPUP, ledger_entry=topup(org),
+                               details=DETAILS)
+    assert not InvoiceRequest.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -27,7 +27,7 @@ def test_demo_has_a_project_with_a_budget_and_a_working_key():
     assert result.project.name == "Demo project"
     assert result.project.monthly_budget is not None
     assert result.project.memberships.filter(user=result.user).exists()
-    assert api_key_authenticate(result.api_key).ok
+    assert (api_key_authenticate(result.api_key).error is None)
 
 
 def test_demo_is_idempotent_and_replaces_the_key_only_when_asked():
@@ -37,7 +37,7 @@ def test_demo_is_idempotent_and_replaces_the_key_only_when_asked():
     assert Project.objects.count() == 1
     assert APIKey.objects.count() == 1
     replaced = demo_load(new_key=True)
-    assert api_key_authenticate(replaced.api_key).ok
+    assert (api_key_authenticate(replaced.api_key).error is None)
     assert api_key_authenticate(first.api_key).error == "revoked"
 
 

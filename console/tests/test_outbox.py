@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.template import TemplateDoesNotExist
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.models import OutboxEmail
 from console.services import email_deliver, email_enqueue, email_outbox_retry
 from console.tasks import email_outbox_retry_stuck, email_send
@@ -127,7 +128,7 @@ def test_concurrent_enqueues_of_one_key_make_one_email(smtp):
     ("overrides", "error"),
     [
         ({"to": []}, "at least one recipient"),
-        ({"to": ["not-an-address"]}, "Not a valid email address"),
+        ({"to": ["not-an-address"]}, "is not a valid email address"),
         ({"to": "billing@acme.test"}, "a list of addresses"),
         ({"unique_key": ""}, "unique key"),
         ({"unique_key": "k" * 256}, "unique key"),
@@ -136,7 +137,7 @@ def test_concurrent_enqueues_of_one_key_make_one_email(smtp):
 )
 @pytest.mark.django_db
 def test_bad_input_is_refused_with_a_clear_message_and_writes_nothing(overrides, error):
-    with pytest.raises(ValueError, match=error):
+    with pytest.raises(DomainError, match=error):
         email_enqueue(**notice(**overrides))
     assert not OutboxEmail.objects.exists()
 

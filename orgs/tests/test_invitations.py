@@ -14,9 +14,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from console.errors import DomainError
 from console.tests.factories import TEST_PASSWORD, UserFactory
 from orgs import hooks
-from orgs.exceptions import InvitationInvalid, OrgError
+from orgs.exceptions import InvitationInvalid
 from orgs.invitations import invitation_token_digest
 from orgs.models import AuditEvent, Invitation, Membership, Organization, Role, VerificationStatus
 from orgs.services import invitation_accept, invitation_create, invitation_resend, invitation_revoke
@@ -65,7 +66,7 @@ def test_default_expiry_is_the_setting_and_admins_choose_1_to_30_days(invite, se
     assert timedelta(days=7) - (invitation.expires_at - timezone.now()) < timedelta(minutes=1)
     assert invite("b@example.com", valid_days=30).invitation.valid_days == 30
     for days in (0, 31):
-        with pytest.raises(OrgError) as error:
+        with pytest.raises(DomainError) as error:
             invite(f"c{days}@example.com", valid_days=days)
         assert error.value.code == "invalid_days"
 
@@ -73,7 +74,7 @@ def test_default_expiry_is_the_setting_and_admins_choose_1_to_30_days(invite, se
 def test_incomplete_information_blocks_inviting(org, org_admin):
     Organization.objects.filter(pk=org.pk).update(verification_status=VerificationStatus.VERIFIED)
     org.refresh_from_db()
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invitation_create(organization=org, actor=org_admin, email="a@example.com", role=Role.MEMBER)
     assert error.value.code == "prerequisites"
     assert "legal address" in error.value.message
@@ -83,7 +84,7 @@ def test_incomplete_information_blocks_inviting(org, org_admin):
 def test_verification_is_required_unless_the_setting_relaxes_it(ready_org, org_admin, settings):
     Organization.objects.filter(pk=ready_org.pk).update(verification_status=VerificationStatus.PENDING)
     ready_org.refresh_from_db()
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invitation_create(organization=ready_org, actor=org_admin, email="a@example.com", role=Role.MEMBER)
     assert "enterprise verification" in error.value.message
     settings.CONSOLE_INVITES_REQUIRE_VERIFICATION = False
@@ -92,24 +93,24 @@ def test_verification_is_required_unless_the_setting_relaxes_it(ready_org, org_a
 
 
 def test_members_cannot_invite(ready_org, org_member):
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invitation_create(organization=ready_org, actor=org_member, email="a@example.com", role=Role.MEMBER)
     assert error.value.code == "not_admin"
 
 
 def test_no_second_pending_invitation_and_no_invitation_for_members(invite, ready_org):
     invite("ana@example.com")
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invite("ANA@example.com")
     assert error.value.code == "already_invited"
     member = MembershipFactory(organization=ready_org).user
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invite(member.email.upper())
     assert error.value.code == "already_member"
 
 
 def test_invalid_role_is_refused(invite):
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invite(role=99)
     assert error.value.code == "invalid_role"
 
@@ -169,14 +170,14 @@ def test_project_grants_are_checked_deduplicated_and_audited(invite, project_cho
     ],
 )
 def test_bad_project_grants_are_refused_and_nothing_is_created(invite, project_choices, grant, code):
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invite(project_grants=[{"project_id": "proj_alpha", "role": 10}, grant])
     assert error.value.code == code
     assert not Invitation.objects.exists()
 
 
 def test_without_the_projects_app_no_project_can_be_granted(invite, no_project_choices):
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         invite(project_grants=[{"project_id": "proj_alpha", "role": 10}])
     assert error.value.code == "invalid_project"
 
@@ -207,7 +208,7 @@ def test_revoked_link_is_invalid(invite, org_admin):
     invitation_revoke(invitation=issued.invitation, actor=org_admin)
     with pytest.raises(InvitationInvalid):
         _accept(issued, UserFactory(email="ana@example.com"))
-    with pytest.raises(OrgError):  # revoked for good: it cannot be resent
+    with pytest.raises(DomainError):  # revoked for good: it cannot be resent
         invitation_resend(invitation=issued.invitation, actor=org_admin)
 
 
@@ -227,7 +228,7 @@ def test_resend_kills_the_old_link_and_the_new_one_works(invite, org_admin):
 def test_wrong_email_joins_nothing_and_names_the_masked_address(invite):
     issued = invite("ana@example.com")
     bob = UserFactory(email="bob@example.com")
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         _accept(issued, bob)
     assert error.value.code == "wrong_email"
     assert "a***@example.com" in error.value.message
@@ -240,7 +241,7 @@ def test_an_unverified_address_does_not_count(invite):
     issued = invite("ana@example.com")
     ana = UserFactory(email="ana@example.com", verified=False)
     EmailAddress.objects.create(user=ana, email="ana@example.com", verified=False, primary=True)
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         _accept(issued, ana)
     assert error.value.code == "wrong_email"
 
@@ -249,7 +250,7 @@ def test_already_a_member_is_told_and_the_invitation_stays_pending(invite, ready
     issued = invite("ana@example.com")
     ana = UserFactory(email="ana@example.com")
     MembershipFactory(organization=ready_org, user=ana)
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         _accept(issued, ana)
     assert error.value.code == "already_member"
     assert Invitation.objects.get().status == "pending"
@@ -267,7 +268,7 @@ def test_concurrent_accepts_create_exactly_one_membership(invite):
             barrier.wait()
             _accept(issued, ana)
             outcomes.append("joined")
-        except OrgError as error:
+        except DomainError as error:
             outcomes.append(error.code)
         finally:
             connection.close()
@@ -506,7 +507,7 @@ def _invite_many(invite, count):
 
 
 def test_invitation_list_is_paginated_newest_first(client_as, invite, ready_org, monkeypatch):
-    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    monkeypatch.setattr("orgs.views.members.INVITATIONS_PER_PAGE", 2)
     _invite_many(invite, 5)
     client = client_as("admin")
     url = reverse("orgs:members", args=[ready_org.public_id])
@@ -524,7 +525,7 @@ def test_invitation_list_is_paginated_newest_first(client_as, invite, ready_org,
 
 
 def test_invitation_pages_keep_the_status_filter(client_as, invite, ready_org, org_admin, monkeypatch):
-    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    monkeypatch.setattr("orgs.views.members.INVITATIONS_PER_PAGE", 2)
     invitations = _invite_many(invite, 4)
     invitation_revoke(invitation=invitations[3].invitation, actor=org_admin)
     url = reverse("orgs:members", args=[ready_org.public_id])
@@ -542,7 +543,7 @@ def test_a_short_invitation_list_has_no_page_links(client_as, invite, ready_org)
 
 
 def test_resending_from_a_later_page_comes_back_to_that_page(client_as, invite, ready_org, monkeypatch):
-    monkeypatch.setattr("orgs.views.INVITATIONS_PER_PAGE", 2)
+    monkeypatch.setattr("orgs.views.members.INVITATIONS_PER_PAGE", 2)
     invitations = _invite_many(invite, 3)
     client = client_as("admin")
     members_url = reverse("orgs:members", args=[ready_org.public_id])
@@ -721,3 +722,22 @@ def test_a_stale_pending_invitation_does_not_hijack_a_normal_login(client, invit
     UserFactory(email="ana@example.com")
     response = client.post(reverse("account_login"), {"login": "ana@example.com", "password": TEST_PASSWORD})
     assert response["Location"] == reverse("home")
+
+
+def test_the_invitation_email_goes_through_the_outbox_and_keeps_no_usable_link(
+    invite, ready_org, django_capture_on_commit_callbacks
+):
+    from console.models import OutboxEmail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = invite("ana@example.com")
+    [message] = mail.outbox
+    assert message.subject == f"[Console] You are invited to join {ready_org.name}"
+    email = OutboxEmail.objects.get(template="invitation")
+    assert (email.status, email.to, email.organization_ref) == ("sent", ["ana@example.com"], ready_org.public_id)
+    assert email.context["link"] == ""  # blanked once sent: the outbox keeps no working token
+    assert issued.token not in str(email.context)
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation_resend(invitation=issued.invitation, actor=issued.invitation.invited_by)
+    assert OutboxEmail.objects.filter(template="invitation").count() == 2  # a resend is its own email
+    assert len(mail.outbox) == 2

@@ -9,7 +9,7 @@ from allauth.mfa.models import Authenticator
 from django.db import connection
 from django.urls import reverse
 
-from orgs.exceptions import OrgError
+from console.errors import DomainError
 from orgs.models import AuditEvent, Membership, Role
 from orgs.services import membership_remove, membership_role_change
 from orgs.tests.factories import MembershipFactory
@@ -141,7 +141,7 @@ def test_admin_may_step_down_when_another_admin_remains(org, org_admin):
     membership_role_change(membership=own, actor=org_admin, role=Role.MEMBER)
     own.refresh_from_db()
     assert own.role == Role.MEMBER
-    with pytest.raises(OrgError) as error:  # now a member: may not promote themselves back
+    with pytest.raises(DomainError) as error:  # now a member: may not promote themselves back
         membership_role_change(membership=own, actor=org_admin, role=Role.ADMIN)
     assert error.value.code == "not_admin"
     assert Membership.objects.get(pk=other_admin.pk).role == Role.ADMIN
@@ -227,7 +227,7 @@ def test_member_leaves_on_their_own(client_as, reauthenticate, org):
 
 def test_member_cannot_remove_someone_else_through_the_service(org, org_member):
     target = _member(org)
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         membership_remove(membership=target, actor=org_member)
     assert error.value.code == "not_admin"
 
@@ -243,7 +243,7 @@ def test_two_admins_demoting_each_other_at_once_keep_one_admin(org):
         try:
             barrier.wait()
             membership_role_change(membership=target, actor=actor, role=Role.MEMBER)
-        except OrgError as error:
+        except DomainError as error:
             errors.append(error.code)
         finally:
             connection.close()
@@ -290,3 +290,42 @@ def test_a_failing_demotion_hook_leaves_the_role_as_it_was(org, org_admin, monke
         membership_role_change(membership=target, actor=org_admin, role=Role.MEMBER)
     assert Membership.objects.get(pk=target.pk).role == Role.ADMIN
     assert not AuditEvent.objects.filter(action="membership.role_change").exists()
+
+
+@pytest.mark.parametrize(
+    "entry_point",
+    ["demote_self", "leave", "demote_self_view", "leave_view"],
+)
+def test_the_last_admin_rule_holds_from_every_entry_point(client_as, reauthenticate, org, entry_point):
+    """One rule (orgs.permissions.is_last_admin), asked by the role change and the removal, from the
+    services and from the pages; a second admin lifts it, and it comes back once they are gone."""
+    client = reauthenticate(client_as("admin"))
+    admin = Membership.objects.get(user=client.user)
+
+    def attempt() -> str:
+        if entry_point == "demote_self":
+            membership_role_change(membership=admin, actor=admin.user, role=Role.MEMBER)
+        elif entry_point == "leave":
+            membership_remove(membership=admin, actor=admin.user)
+        else:
+            name = "orgs:member_role" if entry_point == "demote_self_view" else "orgs:member_remove"
+            response = client.post(reverse(name, args=[org.public_id, admin.pk]), {"role": Role.MEMBER}, follow=True)
+            return response.content.decode()
+        return ""
+
+    if entry_point.endswith("_view"):
+        assert "the last administrator" in attempt()
+    else:
+        with pytest.raises(DomainError) as error:
+            attempt()
+        assert error.value.code == "last_admin"
+    admin.refresh_from_db()
+    assert admin.role == Role.ADMIN
+    assert not AuditEvent.objects.filter(action__startswith="membership.").exists()
+
+    second = _member(org, role=Role.ADMIN)  # now the first admin may step down or leave
+    attempt()
+    assert not Membership.objects.filter(pk=admin.pk, role=Role.ADMIN).exists()
+    with pytest.raises(DomainError) as error:  # and the second one is the last admin now
+        membership_remove(membership=second, actor=second.user)
+    assert error.value.code == "last_admin"

@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from console.errors import DomainError
 from console.tests.factories import UserFactory
 from orgs import hooks
-from orgs.exceptions import OrgError
 from orgs.models import AuditEvent, Organization, VerificationRequest, VerificationStatus, VerificationTier
 from orgs.services import verification_approve, verification_reject, verification_submit
 
@@ -123,7 +123,7 @@ def test_png_and_jpeg_are_accepted(org, org_admin):
 
 def test_second_open_request_is_refused_and_its_file_removed(org, org_admin, media_root):
     _submit(org, org_admin)
-    with pytest.raises(OrgError) as error:
+    with pytest.raises(DomainError) as error:
         _submit(org, org_admin)
     assert error.value.code == "already_pending"
     assert VerificationRequest.objects.count() == 1
@@ -161,14 +161,14 @@ def test_approval_makes_the_org_enterprise_verified_and_emails_it(org, org_admin
     assert "Enterprise Verified" in message.subject
     request.refresh_from_db()
     assert (request.status, request.reviewed_by) == ("approved", staff)
-    with pytest.raises(OrgError):
+    with pytest.raises(DomainError):
         verification_approve(request=request, actor=staff)  # decided requests stay decided
 
 
 def test_rejection_shows_the_reason_and_the_org_may_resubmit(client_as, org, django_capture_on_commit_callbacks):
     client = client_as("admin")
     request = _submit(org, client.user)
-    with pytest.raises(OrgError):
+    with pytest.raises(DomainError):
         verification_reject(request=request, actor=None, reason="   ")
     with django_capture_on_commit_callbacks(execute=True):
         verification_reject(request=request, actor=None, reason="The registry extract is older than 3 months.")

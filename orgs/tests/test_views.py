@@ -199,7 +199,7 @@ def test_audit_log_lists_and_filters(client_as, org):
 def test_audit_log_shows_created_values_changes_and_removed_context_plainly(client_as, org):
     from datetime import UTC, datetime
 
-    from orgs.services import audit_record
+    from orgs.audit import audit_record
 
     client = client_as("admin")
     actor = client.user

@@ -9,11 +9,12 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
+from orgs.limits import LimitReached
 from orgs.models import Membership, Role
 from orgs.services import membership_role_change
 from orgs.tests.factories import MembershipFactory
 from projects.models import APIKey, Project, RevocationReason
-from projects.services import LimitReached, api_key_create, project_create
+from projects.services import api_key_create, project_create
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

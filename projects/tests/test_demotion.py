@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from orgs.exceptions import OrgError
+from console.errors import DomainError
 from orgs.hooks import member_demotion_impact
 from orgs.models import AuditEvent, Membership, Role
 from orgs.services import membership_role_change
@@ -62,7 +62,7 @@ def test_an_admin_stepping_down_loses_those_keys_too(org_admin, other_admin, adm
 
 
 def test_a_refused_demotion_revokes_nothing(org, org_admin, admin_keys):
-    with pytest.raises(OrgError) as error:  # the last admin
+    with pytest.raises(DomainError) as error:  # the last admin
         _demote(org_admin, org_admin)
     assert error.value.code == "last_admin"
     assert not APIKey.objects.filter(revoked_at__isnull=False).exists()

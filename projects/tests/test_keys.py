@@ -50,7 +50,7 @@ def test_valid_key_authenticates_with_one_query(django_assert_num_queries):
     raw, key = make_key()
     with django_assert_num_queries(1):
         result = api_key_authenticate(raw)
-        assert result.ok and result.key == key
+        assert result.error is None and result.key == key
         assert result.key.project.organization_id == key.organization_id
 
 

@@ -90,7 +90,7 @@ def test_key_plaintext_is_shown_once_and_never_cached(org, project, login_as, ca
     raw = SECRET.search(body).group(0)
     assert "no-store" in response["Cache-Control"]
     assert "only time the secret is shown" in body
-    assert api_key_authenticate(raw).ok
+    assert (api_key_authenticate(raw).error is None)
     assert raw not in caplog.text
     again = client.get(url("keys", org, project)).content.decode()
     assert raw not in again
@@ -161,7 +161,7 @@ def test_revoke_asks_first_then_records_who(org, project, project_member, make_k
     revoke_url = url("key_revoke", org, project, key_id=created.key.public_id)
     confirm = client.get(revoke_url, headers=HTMX).content.decode()
     assert "Revoke key “doomed”?" in confirm and "cannot be undone" in confirm
-    assert api_key_authenticate(created.raw_key).ok  # asking changed nothing
+    assert (api_key_authenticate(created.raw_key).error is None)  # asking changed nothing
     response = client.post(revoke_url, headers=HTMX)
     body = response.content.decode()
     assert "Revoked" in body and f"by {client.user.display_name}" in body
@@ -179,7 +179,7 @@ def test_roll_shows_the_new_key_and_the_old_ones_deadline(org, project, project_
     new_raw = SECRET.search(body).group(0)
     assert "no-store" in response["Cache-Control"]
     assert "Rolled: works until" in body
-    assert api_key_authenticate(old.raw_key).ok and api_key_authenticate(new_raw).ok
+    assert (api_key_authenticate(old.raw_key).error is None) and (api_key_authenticate(new_raw).error is None)
     expires = APIKey.objects.get(pk=old.key.pk).expires_at
     assert timedelta(hours=5, minutes=59) < expires - timezone.now() <= timedelta(hours=6)
 
@@ -333,7 +333,7 @@ def test_org_admin_renames_archives_and_restores(org, project, project_member, m
     assert "Create new secret key" not in page
 
     client.post(url("restore", org, project))
-    assert api_key_authenticate(created.raw_key).ok
+    assert (api_key_authenticate(created.raw_key).error is None)
 
 
 def test_restore_at_the_limit_is_refused_with_a_contact_sales_link(org, project, login_as):

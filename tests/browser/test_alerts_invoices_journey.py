@@ -73,6 +73,7 @@ def test_threshold_banner_and_invoice_download(live_server, page: Page, artifact
 
     # Staff issues it; the admin downloads the PDF.
     invoice = invoice_issue(request_id=InvoiceRequest.objects.get().pk, actor=None)
+    invoice.refresh_from_db()  # the PDF is rendered after commit (a task, eager here)
     page.goto(page.url.split("#")[0])
     (artifacts_dir / "invoice.pdf").write_bytes(bytes(invoice.pdf))
     page.screenshot(path=artifacts_dir / "04-invoice-issued.png", full_page=True)

@@ -1,3 +1,5 @@
+"""`manage.py demo`: load or refresh the demo organization (console/demo.py)."""
+
 from __future__ import annotations
 
 from typing import Any

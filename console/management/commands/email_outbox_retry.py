@@ -1,3 +1,5 @@
+"""`manage.py email_outbox_retry`: resend failed (or stuck) outbox emails."""
+
 from __future__ import annotations
 
 from typing import Any

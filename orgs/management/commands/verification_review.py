@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from console.errors import DomainError
 from console.models import User
-from orgs.exceptions import OrgError
 from orgs.models import VerificationRequest, VerificationRequestStatus
 from orgs.services import verification_approve, verification_reject
 
@@ -45,5 +45,5 @@ class Command(BaseCommand):
             else:
                 verification_reject(request=request, actor=reviewer, reason=options["reason"])
                 self.stdout.write(f"Rejected: {request.organization} was emailed the reason.")
-        except OrgError as error:
+        except DomainError as error:
             raise CommandError(error.message) from error

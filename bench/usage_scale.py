@@ -131,6 +131,8 @@ def _history_org(events: int, *, keys: int, models: int, days: int) -> dict[str,
         cursor.execute("INSERT INTO billing_usagebatch (received_at, events, folded_at) VALUES (now(), %s, now()) "
                        "RETURNING id", [events])
         batch = cursor.fetchone()[0]
+        # Generated rows reference rows just made: skip the per-row foreign-key triggers (40 M checks).
+        cursor.execute("SET session_replication_role = replica")
         tag = uuid.uuid4().hex[:6]
         cursor.execute(
             """
@@ -152,6 +154,7 @@ def _history_org(events: int, *, keys: int, models: int, days: int) -> dict[str,
             "WHERE batch_id = %s AND occurred_at > now() - interval '31 days'", [batch],
         )
         _rollups_from_events(cursor, batch)
+        cursor.execute("SET session_replication_role = DEFAULT")
     return {"org": base.organization_pk, "events": events}
 
 

@@ -91,6 +91,7 @@ test: install-dev services browser lint typecheck pytest
 bench: install-dev services
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) bench/authorize.py
+	$(PY) bench/ratelimits.py
 	$(PY) bench/ingest.py
 	$(PY) bench/enforcement_lag.py
 	$(PY) bench/hot_org.py

@@ -104,7 +104,7 @@ def cleanup(seed: Seed) -> None:
     user_ids = list(org.memberships.values_list("user_id", flat=True))
     batch_ids = set(UsageEvent.objects.filter(organization=org).values_list("batch_id", flat=True))
     UsageRollup.objects.filter(organization=org).delete()
-    LedgerEntry.objects.filter(organization=org).delete()  # PROTECTed: a bench org's rows go first
+    LedgerEntry.objects.filter(organization=org).delete()  # the ledger PROTECTs its organization
     org.delete()
     UsageBatch.objects.filter(pk__in=batch_ids, usage_events__isnull=True).delete()
     from console.models import User

@@ -8,7 +8,7 @@ the `X-Gateway-Error` header, because nginx's `auth_request` drops the body of t
 (the sample configuration in deploy/nginx/ returns that header as the client's body).
 
 The database unreachable → 503 and nothing is authorized (fail closed); Redis unreachable → the
-TPM limiter fails open (see billing/limiter.py).
+rate limiter fails open for all four limits (see billing/limiter.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from django.views.decorators.http import require_GET
 from console.errors import DomainError
 
 from .codes import Denial, RejectReason, RequestError
+from .limiter import Decision
 from .openapi import openapi_document
+from .ratelimits import authorization_release
 from .services.enforcement import gateway_authorize
 from .services.ingest import MAX_EVENTS_PER_BATCH, IngestResult, Rejection, UsageEventIn, usage_ingest
 
@@ -41,17 +43,44 @@ logger = structlog.get_logger(__name__)
 MAX_ESTIMATED_TOKENS = 10**9
 MAX_TOKENS_PER_EVENT = 10**9
 MAX_EVENT_ID_LENGTH = 128
+MAX_AUTHORIZATION_ID_LENGTH = 200
 
 
 def _error(
-    code: Denial | RequestError, message: str, *, headers: dict[str, str] | None = None
+    code: Denial | RequestError, message: str, *, headers: dict[str, str] | None = None, **fields: str
 ) -> JsonResponse:
     status = code.status
-    body = {"error": {"code": code.value, "message": message}}
+    body = {"error": {"code": code.value, **fields, "message": message}}
     response = JsonResponse(body, status=status, headers=headers)
     response["X-Gateway-Error"] = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
     response.gateway_error_code = code.value  # type: ignore[attr-defined]  # for the request log line
     return response
+
+
+def _reset(seconds: float) -> str:
+    """A duration as OpenAI's X-RateLimit-Reset-* headers write it: "20ms", "8.64s", "6m0s"."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{round(seconds, 2):g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def rate_limit_headers(rate: Decision) -> dict[str, str]:
+    """OpenAI's rate-limit headers (requests: the tighter RPM; tokens: the tighter TPM), on 200 and 429."""
+    reset = _reset(rate.reset_seconds)
+    headers = {
+        "X-RateLimit-Limit-Requests": str(rate.requests_limit),
+        "X-RateLimit-Remaining-Requests": str(rate.requests_remaining),
+        "X-RateLimit-Reset-Requests": reset,
+        "X-RateLimit-Limit-Tokens": str(rate.tokens_limit),
+        "X-RateLimit-Remaining-Tokens": str(rate.tokens_remaining),
+        "X-RateLimit-Reset-Tokens": reset,
+    }
+    if rate.retry_after:
+        headers["Retry-After"] = str(rate.retry_after)
+    return headers
 
 
 def _gateway_token_valid(token: str | None) -> bool:
@@ -120,15 +149,13 @@ def authorize(request: HttpRequest) -> HttpResponse:
     else:
         estimated = settings.CONSOLE_DEFAULT_ESTIMATED_TOKENS
     decision = gateway_authorize(raw_key=_bearer(request.META.get("HTTP_AUTHORIZATION")), estimated_tokens=estimated)
-    headers: dict[str, str] = {}
-    if decision.tpm is not None:
-        headers["X-RateLimit-Limit-Tokens"] = str(decision.tpm.limit)
-        headers["X-RateLimit-Remaining-Tokens"] = str(decision.tpm.remaining)
-        if decision.tpm.retry_after:
-            headers["Retry-After"] = str(decision.tpm.retry_after)
+    headers = rate_limit_headers(decision.rate) if decision.rate is not None else {}
     if not decision.allowed:
         assert decision.code is not None  # noqa: S101 -- a denial always carries its code
-        return _error(decision.code, decision.message, headers=headers)
+        # A 429 names the limit and its scope: {"error": {"code", "limit", "scope", "message"}}.
+        rate = decision.rate
+        which = {"limit": rate.limit, "scope": rate.scope} if rate is not None and decision.status == 429 else {}
+        return _error(decision.code, decision.message, headers=headers, **which)
     key = decision.key
     assert key is not None  # noqa: S101 -- an allowed decision always carries its key
     ids = {
@@ -138,7 +165,27 @@ def authorize(request: HttpRequest) -> HttpResponse:
     }
     headers.update({"X-Organization-Id": ids["organization_id"], "X-Project-Id": ids["project_id"],
                     "X-Key-Id": ids["key_id"]})
+    if decision.rate is not None and decision.rate.authorization_id:
+        ids["authorization_id"] = headers["X-Authorization-Id"] = decision.rate.authorization_id
     return JsonResponse(ids, headers=headers)
+
+
+@gateway_endpoint("POST")
+def release(request: HttpRequest) -> HttpResponse:
+    """Free a call's concurrency slot before its usage is reported (the usage report frees it too)."""
+    authorization_id = request.META.get("HTTP_X_AUTHORIZATION_ID", "").strip()
+    if not authorization_id:
+        body = _read_body(request, 4096)
+        try:
+            payload: Any = json.loads(body) if body else {}
+        except (UnicodeDecodeError, ValueError):
+            return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
+        value = payload.get("authorization_id") if isinstance(payload, dict) else None
+        authorization_id = value if isinstance(value, str) else ""
+    if not authorization_release(authorization_id=authorization_id):
+        return _error(RequestError.INVALID_AUTHORIZATION_ID,
+                      "Send the authorization_id that authorize returned, in X-Authorization-Id or the JSON body.")
+    return JsonResponse({"released": True})
 
 
 def _read_body(request: HttpRequest, limit: int) -> bytes | None:
@@ -180,6 +227,9 @@ def _parse_event(index: int, raw: Any, now: datetime) -> UsageEventIn | Rejectio
     estimated_tokens = _token_count(estimate)
     if estimated_tokens is None:
         return Rejection(index, event_id, RejectReason.INVALID_TOKENS)
+    authorization_id = raw.get("authorization_id", "")
+    if not isinstance(authorization_id, str) or len(authorization_id) > MAX_AUTHORIZATION_ID_LENGTH:
+        return Rejection(index, event_id, RejectReason.INVALID_AUTHORIZATION_ID)
     text = raw.get("occurred_at")
     try:
         occurred_at = parse_datetime(text) if isinstance(text, str) else None
@@ -202,6 +252,7 @@ def _parse_event(index: int, raw: Any, now: datetime) -> UsageEventIn | Rejectio
         output_tokens=output_tokens,
         occurred_at=occurred_at.astimezone(UTC),
         estimated_tokens=estimated_tokens,
+        authorization_id=authorization_id,
     )
 
 

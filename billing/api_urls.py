@@ -12,5 +12,6 @@ app_name = "gateway"
 urlpatterns = [
     path("authorize", api.authorize, name="authorize"),
     path("usage", api.usage, name="usage"),
+    path("release", api.release, name="release"),
     path("openapi.json", api.openapi, name="openapi"),
 ]

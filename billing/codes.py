@@ -48,6 +48,7 @@ class RequestError(StrEnum):
     INVALID_GATEWAY_TOKEN = "invalid_gateway_token"  # noqa: S105 -- a code, not a secret
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_ESTIMATED_TOKENS = "invalid_estimated_tokens"
+    INVALID_AUTHORIZATION_ID = "invalid_authorization_id"
     INVALID_JSON = "invalid_json"
     INVALID_BODY = "invalid_body"
     TOO_MANY_EVENTS = "too_many_events"
@@ -63,6 +64,7 @@ _REQUEST_STATUS = {
     RequestError.INVALID_GATEWAY_TOKEN: 401,
     RequestError.METHOD_NOT_ALLOWED: 405,
     RequestError.INVALID_ESTIMATED_TOKENS: 400,
+    RequestError.INVALID_AUTHORIZATION_ID: 400,
     RequestError.INVALID_JSON: 400,
     RequestError.INVALID_BODY: 400,
     RequestError.TOO_MANY_EVENTS: 400,
@@ -83,3 +85,20 @@ class RejectReason(StrEnum):
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    INVALID_AUTHORIZATION_ID = "invalid_authorization_id"
+
+
+class RateLimit(StrEnum):
+    """Which rate limit a 429 names (its `limit` field)."""
+
+    CONCURRENCY = "concurrency"
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+    TOKENS_PER_MINUTE = "tokens_per_minute"
+    TOKENS_PER_DAY = "tokens_per_day"
+
+
+class RateScope(StrEnum):
+    """Whose limit it is (a 429's `scope` field)."""
+
+    ORGANIZATION = "organization"
+    PROJECT = "project"

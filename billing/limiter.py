@@ -1,98 +1,297 @@
-"""Tokens-per-minute limits of an organization and of a project, checked and consumed together.
+"""The organization's shared rate limits and the project's own, checked and consumed together.
 
-A sliding window over the last 60 seconds, approximated with two fixed one-minute buckets: the
-count is the current minute's tokens plus the previous minute's weighted by the part of it still
-inside the window. Buckets are keys that expire on their own, so nothing needs cleaning up.
+Every authorize is one atomic decision over all the windows that apply:
 
-`authorize` consumes the caller's estimate; usage ingest later corrects the bucket of the minute
-the call happened in by (actual - estimate), so the window converges on the real consumption.
+- the organization's **concurrency**: leases (one per allowed call) that expire after
+  `CONSOLE_CONCURRENCY_LEASE_SECONDS`, freed early by the call's usage report or by
+  `POST /api/v1/gateway/release`;
+- the organization's **RPM** and **TPM**, and the project's TPM and (when it sets one) RPM: a
+  sliding window over the last 60 seconds, approximated with two fixed one-minute buckets (the
+  current minute plus the previous one weighted by the part still inside the window);
+- the organization's **TPD**: the tokens of the current UTC day.
 
-With Redis (`REDIS_URL`), one Lua script per call checks and consumes the organization's and the
-project's windows atomically (all keys share the organization's hash tag, so it also runs on a
-cluster). Without Redis — the embedded `make run` default — an in-process limiter with the same
-interface does the same under a lock (one web process: exact; several: per process).
+A denial consumes nothing. Authorize counts the call's estimate; when its usage arrives, the
+token buckets of the minute and day the call was authorized in are corrected by (actual -
+estimate), so the windows converge on real consumption. The authorization id that authorize
+returns carries that minute and the estimate, signed, so the correction needs no stored state.
 
-If Redis cannot be reached the limiter fails **open**: the call is allowed, a warning is logged,
-and a counter that `/readyz` reports goes up. For a few seconds after a failure Redis is not
-retried, so an outage does not add a connection timeout to every call.
+With Redis (`REDIS_URL`) the decision is one Lua script (billing/limiter_redis.py): one round
+trip, every key under the organization's hash tag so it runs unchanged on a Redis Cluster.
+Without Redis — the embedded `make run` default — the in-process limiter below does the same
+under a lock (exact for one process; dev only).
+
+If Redis cannot be reached the limiter fails **open** for all four limits: the call is allowed, a
+warning is logged, and a counter that `/readyz` reports goes up.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import secrets
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
 import structlog
 from django.conf import settings
+
+from .codes import RateLimit, RateScope
 
 logger = structlog.get_logger(__name__)
 
 WINDOW_SECONDS = 60
+DAY_SECONDS = 86_400
 BUCKET_TTL_SECONDS = 3 * WINDOW_SECONDS  # the previous bucket must outlive the current minute
-RETRY_REDIS_AFTER_SECONDS = 5.0
+DAY_TTL_SECONDS = 2 * DAY_SECONDS
+
+CONCURRENCY = RateLimit.CONCURRENCY.value
+REQUESTS_PER_MINUTE = RateLimit.REQUESTS_PER_MINUTE.value
+TOKENS_PER_MINUTE = RateLimit.TOKENS_PER_MINUTE.value
+TOKENS_PER_DAY = RateLimit.TOKENS_PER_DAY.value
+ORGANIZATION = RateScope.ORGANIZATION.value
+PROJECT = RateScope.PROJECT.value
+
+# The order in which the windows are checked; the first full one is the one a denial names.
+CHECKS: tuple[tuple[str, str], ...] = (
+    (CONCURRENCY, ORGANIZATION),
+    (REQUESTS_PER_MINUTE, ORGANIZATION),
+    (TOKENS_PER_MINUTE, ORGANIZATION),
+    (TOKENS_PER_DAY, ORGANIZATION),
+    (REQUESTS_PER_MINUTE, PROJECT),
+    (TOKENS_PER_MINUTE, PROJECT),
+)
 
 
 @dataclass(frozen=True)
-class TpmDecision:
+class Limits:
+    """What one call is checked against. Project values are already capped by the org's."""
+
+    concurrency: int
+    org_rpm: int
+    org_tpm: int
+    org_tpd: int | None  # None: unlimited
+    project_rpm: int | None  # None: the project sets no RPM of its own
+    project_tpm: int
+
+    def value(self, limit: str, scope: str) -> int:
+        """The number behind one of CHECKS (0 for a window that does not apply)."""
+        values = dict(zip(CHECKS, (self.concurrency, self.org_rpm, self.org_tpm, self.org_tpd,
+                                   self.project_rpm, self.project_tpm), strict=True))
+        return values[(limit, scope)] or 0
+
+    @property
+    def requests_limit(self) -> int:
+        return self.org_rpm if self.project_rpm is None else min(self.project_rpm, self.org_rpm)
+
+    @property
+    def tokens_limit(self) -> int:
+        return min(self.project_tpm, self.org_tpm)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the windows hold now (before the call being decided, when deciding)."""
+
+    concurrency: int = 0
+    org_requests: int = 0
+    org_tokens: int = 0
+    org_tokens_today: int = 0
+    project_requests: int = 0
+    project_tokens: int = 0
+    # The current minute's buckets of the sliding windows (org requests, org tokens, project
+    # requests, project tokens): what is left once the previous minute has slid out. Retry-After.
+    current: tuple[int, int, int, int] = (0, 0, 0, 0)
+    previous: tuple[int, int, int, int] = (0, 0, 0, 0)  # the previous minute's buckets, in full
+
+
+@dataclass(frozen=True)
+class Decision:
     allowed: bool
-    limit: int  # the limit reported to the caller: the project's effective TPM
-    remaining: int
-    retry_after: int  # seconds; 0 when allowed
-    scope: str = ""  # "organization" | "project" when denied
+    limit: str = ""  # denied: one of the four limit names
+    scope: str = ""  # denied: "organization" | "project"
+    limit_value: int = 0  # denied: the number behind that limit
+    retry_after: int = 0  # seconds; 0 when allowed
+    requests_limit: int = 0
+    requests_remaining: int = 0
+    tokens_limit: int = 0
+    tokens_remaining: int = 0
+    reset_seconds: float = 0.0  # until the current minute bucket stops counting in full
+    authorization_id: str = ""
     degraded: bool = False  # True when the limiter failed open
 
 
 @dataclass(frozen=True)
-class TpmCorrection:
-    """Tokens to add (or, negative, give back) to the buckets of the minute a call happened in."""
+class Correction:
+    """Tokens to add (or, negative, give back) to the buckets of the minute a call was authorized in;
+    `release` also frees that call's concurrency lease."""
 
     organization_id: str
     project_id: str
     minute: int  # unix time // 60
     delta: int
+    lease: str = ""  # the authorization's nonce, "" when the event did not name its authorization
 
 
-class TokenLimiter(Protocol):
-    def consume(
-        self, *, organization_id: str, organization_tpm: int, project_id: str, project_tpm: int, tokens: int
-    ) -> TpmDecision: ...
+class RateLimiter(Protocol):
+    def consume(self, *, organization_id: str, project_id: str, limits: Limits, tokens: int) -> Decision: ...
 
-    def correct(self, corrections: Iterable[TpmCorrection]) -> None: ...
+    def correct(self, corrections: Iterable[Correction]) -> None: ...
+
+    def release(self, *, organization_id: str, leases: Iterable[str]) -> None: ...
+
+    def usage(self, *, organization_id: str, project_id: str | None = None) -> Usage: ...
 
     def ping(self) -> bool: ...
 
 
-def _window(now: float) -> tuple[int, float]:
+# --- the rules both implementations share --------------------------------------------------------
+
+
+def window(now: float) -> tuple[int, float]:
     """The current minute and the weight of the previous minute still inside the window."""
     minute = int(now // WINDOW_SECONDS)
     elapsed = now - minute * WINDOW_SECONDS
     return minute, (WINDOW_SECONDS - elapsed) / WINDOW_SECONDS
 
 
-def _retry_after(now: float) -> int:
-    """When the current bucket becomes the (down-weighted) previous one."""
-    return max(1, math.ceil(WINDOW_SECONDS - (now % WINDOW_SECONDS)))
+def lease_seconds() -> int:
+    return int(settings.CONSOLE_CONCURRENCY_LEASE_SECONDS)
 
 
-def _decide(
-    *, org_used: int, org_tpm: int, project_used: int, project_tpm: int, tokens: int, now: float
-) -> TpmDecision:
-    if org_used + tokens > org_tpm:
-        scope = "organization"
-    elif project_used + tokens > project_tpm:
-        scope = "project"
+def decide(*, usage: Usage, limits: Limits, tokens: int, now: float, authorization_id: str = "") -> Decision:
+    """The decision over `usage` as it was before the call (the Lua script makes the same one)."""
+    full = first_full(usage=usage, limits=limits, tokens=tokens)
+    allowed = full is None
+    taken = 1 if allowed else 0
+    requests_remaining = min(limits.org_rpm - usage.org_requests,
+                             (limits.project_rpm - usage.project_requests) if limits.project_rpm is not None
+                             else limits.org_rpm) - taken
+    tokens_remaining = min(limits.org_tpm - usage.org_tokens, limits.project_tpm - usage.project_tokens)
+    tokens_remaining -= tokens if allowed else 0
+    into_minute = now % WINDOW_SECONDS
+    common = {
+        "requests_limit": limits.requests_limit, "requests_remaining": max(0, requests_remaining),
+        "tokens_limit": limits.tokens_limit, "tokens_remaining": max(0, tokens_remaining),
+        "reset_seconds": WINDOW_SECONDS - into_minute,
+    }
+    if full is None:
+        return Decision(allowed=True, authorization_id=authorization_id, **common)  # type: ignore[arg-type]
+    limit, scope = full
+    if limit == CONCURRENCY:
+        retry_after = 1  # a lease frees as soon as a call in flight reports its usage
+    elif limit == TOKENS_PER_DAY:
+        retry_after = max(1, math.ceil(DAY_SECONDS - now % DAY_SECONDS))
     else:
-        remaining = min(org_tpm - org_used, project_tpm - project_used) - tokens
-        return TpmDecision(allowed=True, limit=project_tpm, remaining=max(0, remaining), retry_after=0)
-    remaining = max(0, min(org_tpm - org_used, project_tpm - project_used))
-    return TpmDecision(
-        allowed=False, limit=project_tpm, remaining=remaining, retry_after=_retry_after(now), scope=scope
+        index = _SLIDING.index((limit, scope))
+        add = 1 if limit == REQUESTS_PER_MINUTE else tokens
+        retry_after = sliding_wait(current=usage.current[index], previous=usage.previous[index],
+                                   limit=limits.value(limit, scope), add=add, now=now)
+    return Decision(allowed=False, limit=limit, scope=scope, limit_value=limits.value(limit, scope),
+                    retry_after=retry_after, **common)  # type: ignore[arg-type]
+
+
+_SLIDING = (
+    (REQUESTS_PER_MINUTE, ORGANIZATION), (TOKENS_PER_MINUTE, ORGANIZATION),
+    (REQUESTS_PER_MINUTE, PROJECT), (TOKENS_PER_MINUTE, PROJECT),
+)
+
+
+def sliding_wait(*, current: int, previous: int, limit: int, add: int, now: float) -> int:
+    """Seconds until `add` more fits a sliding minute window of buckets `current` and `previous`, if
+    nothing else arrives: the previous minute's share shrinks as this minute goes by, then this
+    minute's does during the next one. The window counts floor(bucket x weight)."""
+    elapsed = now % WINDOW_SECONDS
+    left = WINDOW_SECONDS - elapsed
+    if add > limit:  # never fits in one window (an estimate above the TPM): a full window at least
+        return math.ceil(left + WINDOW_SECONDS)
+    if current + add <= limit and previous > 0:
+        # current + floor(previous x (60 - t) / 60) + add <= limit  <=>  previous x (60 - t) / 60 < room + 1
+        fits_after = WINDOW_SECONDS - WINDOW_SECONDS * (limit - add - current + 1) / previous
+        return max(1, math.floor(max(0.0, fits_after - elapsed)) + 1)
+    if current <= 0:
+        return max(1, math.ceil(left))
+    fits_after_next = WINDOW_SECONDS - WINDOW_SECONDS * (limit - add + 1) / current
+    return max(1, math.floor(left + max(0.0, fits_after_next)) + 1)
+
+
+def first_full(*, usage: Usage, limits: Limits, tokens: int) -> tuple[str, str] | None:
+    """The first window (in CHECKS order) this call would overflow, or None."""
+    over = (
+        usage.concurrency + 1 > limits.concurrency,
+        usage.org_requests + 1 > limits.org_rpm,
+        usage.org_tokens + tokens > limits.org_tpm,
+        limits.org_tpd is not None and usage.org_tokens_today + tokens > limits.org_tpd,
+        limits.project_rpm is not None and usage.project_requests + 1 > limits.project_rpm,
+        usage.project_tokens + tokens > limits.project_tpm,
     )
+    for check, is_over in zip(CHECKS, over, strict=True):
+        if is_over:
+            return check
+    return None
+
+
+def fail_open(limits: Limits) -> Decision:
+    return Decision(allowed=True, requests_limit=limits.requests_limit, requests_remaining=limits.requests_limit,
+                    tokens_limit=limits.tokens_limit, tokens_remaining=limits.tokens_limit, degraded=True)
+
+
+# --- authorization ids ---------------------------------------------------------------------------
+# "az.<org>.<project>.<minute>.<tokens>.<nonce>.<signature>": what a correction and a release need,
+# signed with the SECRET_KEY so a forged id corrects or frees nothing. Public ids contain no dots.
+
+_ID_PREFIX = "az"
+
+
+def _signature(body: str) -> str:
+    key = ("console.limiter:" + str(settings.SECRET_KEY)).encode()
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def authorization_id_make(*, organization_id: str, project_id: str, minute: int, tokens: int, nonce: str) -> str:
+    body = f"{_ID_PREFIX}.{organization_id}.{project_id}.{minute}.{tokens}.{nonce}"
+    return f"{body}.{_signature(body)}"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    organization_id: str
+    project_id: str
+    minute: int
+    tokens: int
+    nonce: str
+
+
+def authorization_parse(value: str) -> Authorization | None:
+    """The parts of an id authorize issued, or None for anything else (forged, truncated, foreign)."""
+    if not isinstance(value, str) or len(value) > 200:
+        return None
+    body, _, signature = value.rpartition(".")
+    if not hmac.compare_digest(signature.encode(), _signature(body).encode()):
+        return None
+    parts = body.split(".")
+    if len(parts) != 6 or parts[0] != _ID_PREFIX or not parts[3].isascii() or not parts[4].isascii():
+        return None
+    try:
+        return Authorization(parts[1], parts[2], int(parts[3]), int(parts[4]), parts[5])
+    except ValueError:
+        return None
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def group_by_organization(corrections: Iterable[Correction]) -> dict[str, list[Correction]]:
+    grouped: dict[str, list[Correction]] = defaultdict(list)
+    for item in corrections:
+        if item.delta or item.lease:
+            grouped[item.organization_id].append(item)
+    return grouped
 
 
 # --- failure accounting (reported by /readyz) --------------------------------------------------
@@ -101,11 +300,11 @@ _failures_lock = threading.Lock()
 _failures = {"count": 0, "last_at": 0.0}
 
 
-def _record_failure(exc: Exception) -> None:
+def record_failure(exc: Exception) -> None:
     with _failures_lock:
         _failures["count"] += 1
         _failures["last_at"] = time.time()
-    logger.warning("tpm_limiter_unavailable_failing_open", error=exc.__class__.__name__)
+    logger.warning("rate_limiter_unavailable_failing_open", error=exc.__class__.__name__)
 
 
 def limiter_failures() -> tuple[int, float]:
@@ -114,172 +313,125 @@ def limiter_failures() -> tuple[int, float]:
         return int(_failures["count"]), float(_failures["last_at"])
 
 
-# --- Redis --------------------------------------------------------------------------------------
-
-# KEYS: org current, org previous, project current, project previous.
-# ARGV: tokens, org TPM, project TPM, weight of the previous minute (per million), TTL.
-# Returns {allowed (1|0), org tokens used, project tokens used} (used = before this call).
-_CONSUME_LUA = """
-local tokens = tonumber(ARGV[1])
-local weight = tonumber(ARGV[4]) / 1000000
-local org = tonumber(redis.call('GET', KEYS[1]) or '0')
-    + math.floor(tonumber(redis.call('GET', KEYS[2]) or '0') * weight)
-local project = tonumber(redis.call('GET', KEYS[3]) or '0')
-    + math.floor(tonumber(redis.call('GET', KEYS[4]) or '0') * weight)
-if org < 0 then org = 0 end
-if project < 0 then project = 0 end
-if org + tokens > tonumber(ARGV[2]) or project + tokens > tonumber(ARGV[3]) then
-  return {0, org, project}
-end
-redis.call('INCRBY', KEYS[1], tokens)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('INCRBY', KEYS[3], tokens)
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-return {1, org, project}
-"""
-
-# KEYS: org bucket, project bucket of one minute. ARGV: delta. Only buckets still alive are
-# corrected: a minute that has left the window no longer matters.
-_CORRECT_LUA = """
-for i = 1, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local value = redis.call('INCRBY', KEYS[i], ARGV[1])
-    if value < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
-  end
-end
-return 1
-"""
-
-
-def _keys(organization_id: str, project_id: str, minute: int) -> tuple[str, str]:
-    tag = "{" + organization_id + "}"
-    return f"tpm:{tag}:org:{minute}", f"tpm:{tag}:project:{project_id}:{minute}"
-
-
-class RedisTokenLimiter:
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=30
-        )
-        self._consume = self.client.register_script(_CONSUME_LUA)
-        self._correct = self.client.register_script(_CORRECT_LUA)
-        self._skip_until = 0.0
-
-    def _available(self) -> bool:
-        return time.monotonic() >= self._skip_until
-
-    def _failed(self, exc: Exception) -> None:
-        self._skip_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
-        _record_failure(exc)
-
-    def consume(
-        self, *, organization_id: str, organization_tpm: int, project_id: str, project_tpm: int, tokens: int
-    ) -> TpmDecision:
-        if not self._available():
-            _record_failure(ConnectionError("redis recently unreachable"))
-            return TpmDecision(allowed=True, limit=project_tpm, remaining=project_tpm, retry_after=0, degraded=True)
-        now = time.time()
-        minute, weight = _window(now)
-        org_now, project_now = _keys(organization_id, project_id, minute)
-        org_prev, project_prev = _keys(organization_id, project_id, minute - 1)
-        try:
-            _allowed, org_used, project_used = self._consume(
-                keys=[org_now, org_prev, project_now, project_prev],
-                args=[tokens, organization_tpm, project_tpm, int(weight * 1_000_000), BUCKET_TTL_SECONDS],
-            )
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self._failed(exc)
-            return TpmDecision(allowed=True, limit=project_tpm, remaining=project_tpm, retry_after=0, degraded=True)
-        # The script decided with the same comparison as _decide, which adds the scope and the numbers.
-        return _decide(
-            org_used=int(org_used), org_tpm=organization_tpm, project_used=int(project_used),
-            project_tpm=project_tpm, tokens=tokens, now=now,
-        )
-
-    def correct(self, corrections: Iterable[TpmCorrection]) -> None:
-        items = [c for c in corrections if c.delta]
-        if not items or not self._available():
-            return
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for item in items:
-                self._correct(keys=list(_keys(item.organization_id, item.project_id, item.minute)),
-                              args=[item.delta], client=pipe)
-            pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self._failed(exc)
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-
-
 # --- in-process ------------------------------------------------------------------------------------
 
 
-class MemoryTokenLimiter:
-    """The same windows in a dict under a lock, for a single process without Redis."""
+def bucket_keys(organization_id: str, project_id: str, minute: int) -> dict[str, str]:
+    """The keys of one minute's buckets and of its day; all under the organization's hash tag."""
+    tag = "{" + organization_id + "}"
+    return {
+        "org_requests": f"rl:{tag}:rq:{minute}",
+        "org_tokens": f"rl:{tag}:tk:{minute}",
+        "org_day": f"rl:{tag}:td:{minute * WINDOW_SECONDS // DAY_SECONDS}",
+        "project_requests": f"rl:{tag}:p:{project_id}:rq:{minute}",
+        "project_tokens": f"rl:{tag}:p:{project_id}:tk:{minute}",
+    }
+
+
+def leases_key(organization_id: str) -> str:
+    return "rl:{" + organization_id + "}:leases"
+
+
+class MemoryRateLimiter:
+    """The same windows in dicts under a lock, for a single process without Redis."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[int, float]] = {}  # key -> (tokens, expires at)
+        self._buckets: dict[str, tuple[int, float]] = {}  # key -> (count, expires at)
+        self._leases: dict[str, dict[str, float]] = defaultdict(dict)  # org -> nonce -> expires at
 
     def _get(self, key: str, now: float) -> int:
         value, expires = self._buckets.get(key, (0, 0.0))
         return max(0, value) if expires > now else 0
 
-    def _purge(self, now: float) -> None:
-        if len(self._buckets) > 10_000:
-            self._buckets = {k: v for k, v in self._buckets.items() if v[1] > now}
+    def _add(self, key: str, amount: int, now: float, ttl: int) -> None:
+        self._buckets[key] = (self._get(key, now) + amount, now + ttl)
 
-    def consume(
-        self, *, organization_id: str, organization_tpm: int, project_id: str, project_tpm: int, tokens: int
-    ) -> TpmDecision:
+    def _usage(self, organization_id: str, project_id: str, now: float) -> Usage:
+        minute, weight = window(now)
+        cur, prev = bucket_keys(organization_id, project_id, minute), bucket_keys(organization_id, project_id,
+                                                                                 minute - 1)
+
+        def slide(name: str) -> int:
+            return self._get(cur[name], now) + math.floor(self._get(prev[name], now) * weight)
+
+        sliding = ("org_requests", "org_tokens", "project_requests", "project_tokens")
+        current = tuple(self._get(cur[name], now) for name in sliding)
+        previous = tuple(self._get(prev[name], now) for name in sliding)
+
+        leases = self._leases[organization_id]
+        for nonce in [n for n, expires in leases.items() if expires <= now]:
+            del leases[nonce]
+        return Usage(
+            concurrency=len(leases), org_requests=slide("org_requests"), org_tokens=slide("org_tokens"),
+            org_tokens_today=self._get(cur["org_day"], now), project_requests=slide("project_requests"),
+            project_tokens=slide("project_tokens"), current=current, previous=previous,  # type: ignore[arg-type]
+        )
+
+    def consume(self, *, organization_id: str, project_id: str, limits: Limits, tokens: int) -> Decision:
         now = time.time()
-        minute, weight = _window(now)
-        org_now, project_now = _keys(organization_id, project_id, minute)
-        org_prev, project_prev = _keys(organization_id, project_id, minute - 1)
+        minute, _ = window(now)
+        nonce = new_nonce()
         with self._lock:
-            self._purge(now)
-            org_used = self._get(org_now, now) + math.floor(self._get(org_prev, now) * weight)
-            project_used = self._get(project_now, now) + math.floor(self._get(project_prev, now) * weight)
-            decision = _decide(
-                org_used=org_used, org_tpm=organization_tpm, project_used=project_used,
-                project_tpm=project_tpm, tokens=tokens, now=now,
-            )
+            if len(self._buckets) > 10_000:
+                self._buckets = {k: v for k, v in self._buckets.items() if v[1] > now}
+            usage = self._usage(organization_id, project_id, now)
+            decision = decide(usage=usage, limits=limits, tokens=tokens, now=now)
             if decision.allowed:
-                expires = now + BUCKET_TTL_SECONDS
-                for key in (org_now, project_now):
-                    self._buckets[key] = (self._get(key, now) + tokens, expires)
-        return decision
+                self._leases[organization_id][nonce] = now + lease_seconds()
+                keys = bucket_keys(organization_id, project_id, minute)
+                for name in ("org_requests", "project_requests"):
+                    self._add(keys[name], 1, now, BUCKET_TTL_SECONDS)
+                for name in ("org_tokens", "project_tokens"):
+                    self._add(keys[name], tokens, now, BUCKET_TTL_SECONDS)
+                self._add(keys["org_day"], tokens, now, DAY_TTL_SECONDS)
+        if not decision.allowed:
+            return decision
+        return Decision(**{**decision.__dict__, "authorization_id": authorization_id_make(
+            organization_id=organization_id, project_id=project_id, minute=minute, tokens=tokens, nonce=nonce)})
 
-    def correct(self, corrections: Iterable[TpmCorrection]) -> None:
+    def correct(self, corrections: Iterable[Correction]) -> None:
         now = time.time()
         with self._lock:
-            for item in corrections:
-                for key in _keys(item.organization_id, item.project_id, item.minute):
-                    value, expires = self._buckets.get(key, (0, 0.0))
-                    if expires > now:
-                        self._buckets[key] = (max(0, value + item.delta), expires)
+            for organization_id, items in group_by_organization(corrections).items():
+                for item in items:
+                    self._leases[organization_id].pop(item.lease, None)
+                    if not item.delta:
+                        continue
+                    keys = bucket_keys(item.organization_id, item.project_id, item.minute)
+                    for name in ("org_tokens", "project_tokens", "org_day"):
+                        value, expires = self._buckets.get(keys[name], (0, 0.0))
+                        if expires > now:  # a bucket that has left its window no longer matters
+                            self._buckets[keys[name]] = (max(0, value + item.delta), expires)
+
+    def release(self, *, organization_id: str, leases: Iterable[str]) -> None:
+        with self._lock:
+            for nonce in leases:
+                self._leases[organization_id].pop(nonce, None)
+
+    def usage(self, *, organization_id: str, project_id: str | None = None) -> Usage:
+        with self._lock:
+            return self._usage(organization_id, project_id or "-", time.time())
 
     def ping(self) -> bool:
         return True
 
 
-_limiters: dict[str, TokenLimiter] = {}
+_limiters: dict[tuple[str, bool], RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def get_limiter() -> TokenLimiter:
+def get_limiter() -> RateLimiter:
     """The process's limiter for the configured REDIS_URL (in-process when there is none)."""
     url: str = getattr(settings, "REDIS_URL", "") or ""
-    limiter = _limiters.get(url)
+    cluster = bool(getattr(settings, "CONSOLE_REDIS_CLUSTER", False))
+    limiter = _limiters.get((url, cluster))
     if limiter is None:
         with _limiters_lock:
-            limiter = _limiters.get(url)
+            limiter = _limiters.get((url, cluster))
             if limiter is None:
-                limiter = RedisTokenLimiter(url) if url else MemoryTokenLimiter()
-                _limiters[url] = limiter
+                from .limiter_redis import RedisRateLimiter
+
+                limiter = RedisRateLimiter(url, cluster=cluster) if url else MemoryRateLimiter()
+                _limiters[(url, cluster)] = limiter
     return limiter

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .codes import RejectReason, RequestError, denials_with_status
+from .codes import Denial, RateLimit, RateScope, RejectReason, RequestError, denials_with_status
 from .services.ingest import MAX_EVENTS_PER_BATCH
 
 REJECTION_REASONS = [reason.value for reason in RejectReason]
+
+RATE_LIMITS = [limit.value for limit in RateLimit]
 
 
 def _error(codes: Sequence[str], description: str) -> dict[str, Any]:
@@ -32,7 +34,19 @@ _ID_HEADERS = {
         ("X-Key-Id", "The key's id: report usage with it as `key_id`."),
     )
 }
-_RATE_HEADERS = {
+_RATE_HEADERS = {  # OpenAI's names and formats
+    "X-RateLimit-Limit-Requests": {
+        "schema": {"type": "integer"},
+        "description": "The project's effective RPM: min(project RPM, organization RPM), or the organization's.",
+    },
+    "X-RateLimit-Remaining-Requests": {
+        "schema": {"type": "integer"},
+        "description": "Requests left in the current minute window (the tighter of organization and project).",
+    },
+    "X-RateLimit-Reset-Requests": {
+        "schema": {"type": "string", "examples": ["20ms", "8.64s", "1m0s"]},
+        "description": "Until the current minute stops counting in full (a duration, as OpenAI writes it).",
+    },
     "X-RateLimit-Limit-Tokens": {
         "schema": {"type": "integer"},
         "description": "The project's effective TPM: min(project TPM, organization TPM).",
@@ -41,14 +55,30 @@ _RATE_HEADERS = {
         "schema": {"type": "integer"},
         "description": "Tokens left in the current window (the tighter of organization and project).",
     },
+    "X-RateLimit-Reset-Tokens": {
+        "schema": {"type": "string", "examples": ["20ms", "8.64s", "1m0s"]},
+        "description": "Until the current minute stops counting in full.",
+    },
+}
+_AUTHORIZATION_ID = {
+    "X-Authorization-Id": {
+        "schema": {"type": "string"},
+        "description": "This call's authorization (also in the body): send it as the usage event's "
+                       "`authorization_id`, or to /release, to free its concurrency slot.",
+    },
 }
 
 _AUTHORIZE = {
     "summary": "May this API key make a call now?",
     "description": (
         "Checks in order: gateway token, API key (unknown, malformed, revoked or expired → 401), "
-        "archived project, organization balance, project daily then monthly budget, then the "
-        "organization's and the project's tokens-per-minute windows, checked and consumed together. "
+        "archived project, organization balance, project daily then monthly budget, then the rate "
+        "limits, all in one atomic decision: the organization's concurrency, requests per minute, "
+        "tokens per minute and tokens per day (its rate tier), and the project's TPM and optional RPM "
+        "(each capped by the organization's). A denial consumes nothing. An allowed call holds one "
+        "concurrency slot until its usage is reported, `/release` is called, or the lease expires "
+        "(a setting, default 10 minutes). The tokens counted are the estimate, at least a configured "
+        "minimum; the usage report corrects them to the actual tokens. "
         "Error bodies are also sent in the `X-Gateway-Error` header (for nginx `auth_request`)."
     ),
     "security": [_GATEWAY_TOKEN],
@@ -57,25 +87,61 @@ _AUTHORIZE = {
          "description": "`Bearer <customer API key>`"},
         {"name": "X-Estimated-Tokens", "in": "header", "required": False,
          "schema": {"type": "integer", "minimum": 0},
-         "description": "Tokens this call is expected to use, counted against TPM (default: a setting). "
-                        "Report it again as the usage event's `estimated_tokens` so the window is corrected."},
+         "description": "Tokens this call is expected to use, counted against TPM and TPD (default: a "
+                        "setting; never less than `CONSOLE_MIN_ESTIMATED_TOKENS`). Report the call's "
+                        "usage with the returned `authorization_id` so the windows are corrected to "
+                        "the actual tokens."},
     ],
     "responses": {
         "200": {
             "description": "Allowed.",
-            "headers": {**_ID_HEADERS, **_RATE_HEADERS},
+            "headers": {**_ID_HEADERS, **_AUTHORIZATION_ID, **_RATE_HEADERS},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorized"}}},
         },
         "400": _error([RequestError.INVALID_ESTIMATED_TOKENS], "X-Estimated-Tokens is not a whole number."),
         "401": _error([*denials_with_status(401), RequestError.INVALID_GATEWAY_TOKEN], "Bad API key or gateway token."),
         "403": _error(denials_with_status(403), "Denied by balance, budget or project state."),
         "429": {
-            **_error(denials_with_status(429), "A tokens-per-minute window is full."),
-            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}, **_RATE_HEADERS},
+            "description": "A rate limit is full: the body's `limit` and `scope` say which.",
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/RateLimited"},
+                # "rate_limited" (the code, as every other error lists its codes), then one per limit.
+                "examples": {name: {"value": {"error": {"code": Denial.RATE_LIMITED.value, "limit": limit,
+                                                        "scope": RateScope.ORGANIZATION.value, "message": "…"}}}
+                             for name, limit in [(Denial.RATE_LIMITED.value, RateLimit.REQUESTS_PER_MINUTE.value),
+                                                 *[(f"rate_limited_{limit}", limit) for limit in RATE_LIMITS]]},
+            }},
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": (
+                "Seconds until this call would fit if nothing else arrived: the sliding minute's "
+                "share for RPM/TPM (up to two minutes), 00:00 UTC for TPD, 1 for concurrency.")},
+                **_RATE_HEADERS},
         },
         "503": _error(
             [RequestError.SERVICE_UNAVAILABLE], "The console's database cannot be reached: nothing is authorized."
         ),
+    },
+}
+
+_RELEASE = {
+    "summary": "Free a call's concurrency slot now.",
+    "description": (
+        "The usage report of a call that carries its `authorization_id` frees the slot too; a slot "
+        "nobody frees expires with its lease. Releasing twice is harmless. The id goes in the "
+        "`X-Authorization-Id` header (what a proxy can send) or the JSON body."
+    ),
+    "security": [_GATEWAY_TOKEN],
+    "parameters": [{"name": "X-Authorization-Id", "in": "header", "required": False, "schema": {"type": "string"}}],
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"authorization_id": {"type": "string"}}}}},
+    },
+    "responses": {
+        "200": {"description": "Released.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["released"], "properties": {"released": {"type": "boolean"}}}}}},
+        "400": _error([RequestError.INVALID_AUTHORIZATION_ID, RequestError.INVALID_JSON],
+                      "Not an id authorize issued."),
+        "401": _error([RequestError.INVALID_GATEWAY_TOKEN], "Missing or wrong gateway token."),
     },
 }
 
@@ -87,7 +153,10 @@ _USAGE = {
         "id: a re-sent event counts as a duplicate and is never charged twice; the same id with "
         "different content is rejected as `conflicting_duplicate`. Costs use the model's price in "
         "force at `occurred_at`; the organization's balance and the project's spend move in the "
-        "same transaction, so authorize sees them at once."
+        "same transaction, so authorize sees them at once. After commit, each new event corrects the "
+        "rate-limit token windows (TPM, TPD) of the minute its call was authorized in to its actual "
+        "tokens and frees its concurrency slot, when it carries `authorization_id`; without it, "
+        "the event's minute and `estimated_tokens` stand in and the slot expires with its lease."
     ),
     "security": [_GATEWAY_TOKEN],
     "requestBody": {
@@ -120,10 +189,27 @@ _SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "RateLimited": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "limit", "scope", "message"],
+                "properties": {
+                    "code": {"type": "string", "const": "rate_limited"},
+                    "limit": {"type": "string", "enum": RATE_LIMITS},
+                    "scope": {"type": "string", "enum": [scope.value for scope in RateScope]},
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    },
     "Authorized": {
         "type": "object",
         "required": ["organization_id", "project_id", "key_id"],
         "properties": {
+            "authorization_id": {"type": "string", "description": "Report it with the call's usage event."},
             "organization_id": {"type": "string", "examples": ["org-…"]},
             "project_id": {"type": "string", "examples": ["proj_…"]},
             "key_id": {"type": "string", "examples": ["key_…"]},
@@ -141,7 +227,13 @@ _SCHEMAS: dict[str, Any] = {
             "occurred_at": {"type": "string", "format": "date-time",
                             "description": "ISO 8601; UTC when no offset is given."},
             "estimated_tokens": {"type": "integer", "minimum": 0,
-                                 "description": "Optional: the X-Estimated-Tokens sent to authorize."},
+                                 "description": "Optional: the X-Estimated-Tokens sent to authorize "
+                                                "(used only when `authorization_id` is absent)."},
+            "authorization_id": {"type": "string", "maxLength": 200,
+                                 "description": "Optional, recommended: the `authorization_id` authorize "
+                                                "returned for this call. Its token windows are then "
+                                                "corrected in the minute it was authorized in, by what "
+                                                "authorize counted, and its concurrency slot is freed."},
         },
     },
     "UsageBatch": {
@@ -190,6 +282,7 @@ def openapi_document(*, server_url: str) -> dict[str, Any]:
                 "post": {**_AUTHORIZE, "operationId": "authorizePost"},
             },
             "/api/v1/gateway/usage": {"post": {**_USAGE, "operationId": "reportUsage"}},
+            "/api/v1/gateway/release": {"post": {**_RELEASE, "operationId": "release"}},
         },
         "components": {
             "securitySchemes": {"gatewayToken": {"type": "apiKey", "in": "header", "name": "X-Gateway-Token"}},

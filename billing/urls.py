@@ -14,4 +14,7 @@ urlpatterns = [
     path("o/<str:org_id>/usage/", views.org_usage, name="org_usage"),
     path("o/<str:org_id>/projects/<str:project_id>/usage/", views.project_usage_view, name="project_usage"),
     path("o/<str:org_id>/settings/balance-alerts/", views.balance_alerts, name="balance_alerts"),
+    path("o/<str:org_id>/rate-limits/", views.org_rate_limits, name="org_rate_limits"),
+    path("o/<str:org_id>/projects/<str:project_id>/rate-limits/", views.project_rate_limits,
+         name="project_rate_limits"),
 ]

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
 from console.paging import paginate
+from orgs.limits import organization_rate_limits
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 from projects.permissions import access_project
@@ -24,6 +25,7 @@ from projects.permissions import access_project
 from .forms import BalanceAlertForm, InvoiceRequestForm, LedgerFilterForm, UsageRangeForm
 from .models import BalanceAlert, InvoiceKind, LedgerEntry
 from .permissions import access_invoice
+from .ratelimits import rate_limit_gauges
 from .selectors.alerts import balance_alert_for
 from .selectors.pages import (
     billing_details_initial,
@@ -245,4 +247,45 @@ def project_usage_view(request: AuthedHttpRequest, org_id: str, project_id: str)
         "tab": "overview", "report": report, **_usage_context(request, page_url),
     }
     template = "billing/project_usage.html#usage-panel" if request.htmx else "billing/project_usage.html"
+    return render(request, template, context)
+
+
+# --- rate limits (live gauges) ---------------------------------------------------------------------
+# The overviews and the Billing page load the gauges with htmx, and the partial refreshes itself
+# every few seconds; the same URL without htmx is a full page. Reading the windows consumes nothing.
+
+GAUGES_REFRESH_SECONDS = 3
+
+
+@login_required
+@require_GET
+def org_rate_limits(request: AuthedHttpRequest, org_id: str) -> HttpResponse:
+    membership = access_organization(request.user, org_id, min_role=Role.ADMIN)
+    organization = membership.organization
+    rate = organization_rate_limits(organization)
+    context = {
+        "membership": membership, "org": organization, "rate": rate, "refresh": GAUGES_REFRESH_SECONDS,
+        "gauges": rate_limit_gauges(rate=rate, organization_id=organization.public_id),
+        "gauges_url": reverse("billing:org_rate_limits", kwargs={"org_id": organization.public_id}),
+    }
+    template = "billing/rate_limits.html#rate-gauges" if request.htmx else "billing/rate_limits.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def project_rate_limits(request: AuthedHttpRequest, org_id: str, project_id: str) -> HttpResponse:
+    access = access_project(request.user, org_id, project_id)
+    project = access.project
+    rate = organization_rate_limits(access.organization)
+    context = {
+        "membership": access.membership, "org": access.organization, "project": project, "access": access,
+        "rate": rate, "refresh": GAUGES_REFRESH_SECONDS, "tab": "overview",
+        "gauges": rate_limit_gauges(rate=rate, organization_id=access.organization.public_id,
+                                    project_id=project.public_id, project_tpm=project.tpm_limit,
+                                    project_rpm=project.rpm_limit),
+        "gauges_url": reverse("billing:project_rate_limits",
+                              kwargs={"org_id": org_id, "project_id": project.public_id}),
+    }
+    template = "billing/project_rate_limits.html#rate-gauges" if request.htmx else "billing/project_rate_limits.html"
     return render(request, template, context)

@@ -51,7 +51,7 @@ def _check_broker() -> None:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve: the database and the Celery broker answer (the TPM limiter is reported too)."""
+    """Ready to serve: the database and the Celery broker answer (the rate limiter is reported too)."""
     checks: dict[str, Any] = {}
     ok = True
     for name, check in (("database", _check_database), ("broker", _check_broker)):
@@ -61,7 +61,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         except Exception as exc:  # any failure means not ready; the reason is reported
             checks[name] = f"error: {exc.__class__.__name__}"
             ok = False
-    # The TPM limiter fails open (calls stay authorized without it): reported, never "unready".
+    # The rate limiter fails open for all four limits (calls stay authorized without it): reported, never "unready".
     checks["rate_limiter"] = "ok" if get_limiter().ping() else "error: unreachable, failing open"
     failures, last_failure = limiter_failures()
     limiter = {

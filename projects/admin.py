@@ -38,13 +38,15 @@ class ProjectMembershipInline(ReadOnlyMixin, admin.TabularInline[ProjectMembersh
 
 @admin.register(Project)
 class ProjectAdmin(ReadOnlyMixin, admin.ModelAdmin[Project]):
-    list_display = ("name", "organization", "archived", "monthly_budget", "daily_budget", "tpm_limit", "created_at")
+    list_display = (
+        "name", "organization", "archived", "monthly_budget", "daily_budget", "tpm_limit", "rpm_limit", "created_at",
+    )
     list_filter = (("archived_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "public_id", "organization__name", "organization__public_id")
     list_select_related = ("organization",)
     fields = (
         "public_id", "organization", "name", "description", "archived_at", "archived_by",
-        "monthly_budget", "daily_budget", "tpm_limit", "monthly_notify_percents", "daily_notify_percents",
+        "monthly_budget", "daily_budget", "tpm_limit", "rpm_limit", "monthly_notify_percents", "daily_notify_percents",
         "notify_org_admins", "created_by", "created_at", "updated_at",
     )
     readonly_fields = fields

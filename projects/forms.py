@@ -94,6 +94,14 @@ class ProjectLimitsForm(forms.Form):
         help_text="Blank = only your organization's TPM applies.",
         widget=forms.NumberInput(attrs={"min": "1", "step": "1", "placeholder": "Organization limit"}),
     )
+    rpm_limit = forms.IntegerField(
+        label="RPM limit (requests per minute, optional)",
+        required=False,
+        min_value=1,
+        max_value=MAX_TPM,
+        help_text="Blank = only your organization's RPM applies.",
+        widget=forms.NumberInput(attrs={"min": "1", "step": "1", "placeholder": "Organization limit"}),
+    )
     monthly_notify_percents = _percents_field("monthly")
     daily_notify_percents = _percents_field("daily")
     notify_org_admins = forms.BooleanField(
@@ -115,6 +123,7 @@ class ProjectLimitsForm(forms.Form):
             "monthly_budget": project.monthly_budget,
             "daily_budget": project.daily_budget,
             "tpm_limit": project.tpm_limit,
+            "rpm_limit": project.rpm_limit,
             "monthly_notify_percents": ", ".join(str(p) for p in project.monthly_notify_percents),
             "daily_notify_percents": ", ".join(str(p) for p in project.daily_notify_percents),
             "notify_org_admins": project.notify_org_admins,

@@ -73,6 +73,8 @@ class Project(models.Model):
     daily_budget = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     # Tokens per minute; null = only the organization's TPM applies. Effective = min(this, org TPM).
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Requests per minute; null = only the organization's RPM applies. Effective = min(this, org RPM).
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     # Consumption notifications: percentages of each budget (e.g. [50, 80, 100]).
     monthly_notify_percents = models.JSONField(default=list, blank=True)
     daily_notify_percents = models.JSONField(default=list, blank=True)

@@ -48,6 +48,7 @@ class GatewayKey:
     daily_budget: Decimal | None
     monthly_budget: Decimal | None
     tpm_limit: int | None
+    rpm_limit: int | None
     organization_pk: int
     organization_public_id: str
     cumulative_topups: Decimal
@@ -60,7 +61,8 @@ class GatewayKey:
         return cls(
             key.pk, key.public_id, key.last_used_at, key.expires_at, key.revoked_at,
             project.pk, project.public_id, project.archived_at, project.daily_budget, project.monthly_budget,
-            project.tpm_limit, organization.pk, organization.public_id, organization.cumulative_topups,
+            project.tpm_limit, project.rpm_limit, organization.pk, organization.public_id,
+            organization.cumulative_topups,
             organization.rate_tier_override,
         )
 
@@ -118,8 +120,8 @@ def _gateway_context_sql(*, raw_key: str, day: date) -> GatewayContext:
     if row is None:
         return GatewayContext(error="unknown", key=None, state=_NO_STATE)
     # The function's columns: GatewayKey's fields in order, then balance, day and month spend.
-    key = GatewayKey(*row[:15])
-    balance, day_spent, month_spent = row[15:]
+    key = GatewayKey(*row[:16])
+    balance, day_spent, month_spent = row[16:]
     state = EnforcementState(balance=balance or ZERO, day_spent=day_spent or ZERO, month_spent=month_spent or ZERO)
     return GatewayContext(error=key.state_error, key=key, state=state)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orgs.limits import rate_limits_for
 from projects.keys import api_key_touch
 
 from ..codes import Denial
-from ..limiter import TpmDecision, get_limiter
+from ..limiter import Decision
 from ..money import format_money
+from ..ratelimits import denial_message, rate_limits_consume
 from ..selectors.gateway import GatewayKey, gateway_context
 from ..timeutils import today_utc
 
@@ -22,7 +22,7 @@ class AuthorizeDecision:
     code: Denial | None = None
     message: str = ""
     key: GatewayKey | None = None
-    tpm: TpmDecision | None = None
+    rate: Decision | None = None  # the rate limits' decision, when they were checked
 
     @property
     def allowed(self) -> bool:
@@ -30,9 +30,9 @@ class AuthorizeDecision:
 
 
 def _deny(
-    code: Denial, message: str, key: GatewayKey | None = None, *, tpm: TpmDecision | None = None
+    code: Denial, message: str, key: GatewayKey | None = None, *, rate: Decision | None = None
 ) -> AuthorizeDecision:
-    return AuthorizeDecision(code.status, code, message, key, tpm)
+    return AuthorizeDecision(code.status, code, message, key, rate)
 
 
 _KEY_MESSAGES = {
@@ -45,10 +45,11 @@ _KEY_MESSAGES = {
 
 def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | None = None) -> AuthorizeDecision:
     """May this key make a call of about `estimated_tokens` now? Checks, in the contract's order:
-    key, archived project, balance, daily then monthly budget, then organization + project TPM.
+    key, archived project, balance, daily then monthly budget, then the rate limits (the org's
+    concurrency, RPM, TPM, TPD and the project's RPM and TPM, billing/ratelimits.py).
 
-    Nothing about the key is cached, so a revoked key fails on the very next call. The TPM windows
-    are consumed only when every other check passed.
+    Nothing about the key is cached, so a revoked key fails on the very next call and a tier change
+    applies to it. The rate windows are consumed only when every other check passed.
     """
     context = gateway_context(raw_key=raw_key, day=today_utc(now))
     if context.key is None or context.error in _KEY_MESSAGES:
@@ -74,21 +75,8 @@ def gateway_authorize(*, raw_key: str, estimated_tokens: int, now: datetime | No
             f"This project has reached its monthly budget of {format_money(key.monthly_budget)}. "
             "Calls are denied until the 1st of next month (UTC) or until a project admin raises the budget.", key,
         )
-    org_tpm = rate_limits_for(cumulative_topups=key.cumulative_topups, rate_tier_override=key.rate_tier_override).tpm
-    project_tpm = min(key.tpm_limit, org_tpm) if key.tpm_limit else org_tpm
-    tpm = get_limiter().consume(
-        organization_id=key.organization_public_id,
-        organization_tpm=org_tpm,
-        project_id=key.project_public_id,
-        project_tpm=project_tpm,
-        tokens=estimated_tokens,
-    )
-    if not tpm.allowed:
-        limit = org_tpm if tpm.scope == "organization" else project_tpm
-        return _deny(
-            Denial.RATE_LIMITED,
-            f"Rate limit reached: the {tpm.scope}'s limit is {limit:,} tokens per minute. "
-            f"Retry after {tpm.retry_after} s.", key, tpm=tpm,
-        )
+    rate = rate_limits_consume(key=key, estimated_tokens=estimated_tokens)
+    if not rate.allowed:
+        return _deny(Denial.RATE_LIMITED, denial_message(rate), key, rate=rate)
     api_key_touch(key)
-    return AuthorizeDecision(200, key=key, tpm=tpm)
+    return AuthorizeDecision(200, key=key, rate=rate)

@@ -15,14 +15,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from console.errors import DomainError
 from projects.models import APIKey
 
 from ..codes import RejectReason
-from ..limiter import TpmCorrection, get_limiter
 from ..models import (
     BillingAccount,
     LedgerEntry,
@@ -35,6 +34,7 @@ from ..models import (
     UsageEventKey,
 )
 from ..money import ZERO, usage_cost
+from ..ratelimits import UsedCall, limiter_corrections_apply, usage_limiter_corrections
 from .alerts import schedule_usage_notify
 from .ledger import lock_accounts
 from .prices import price_at
@@ -69,6 +69,7 @@ class UsageEventIn:
     output_tokens: int
     occurred_at: datetime
     estimated_tokens: int
+    authorization_id: str = ""  # authorize's id for this call, "" when the gateway did not send it
 
     @property
     def content(self) -> tuple[object, ...]:
@@ -94,7 +95,8 @@ def usage_ingest(*, events: Sequence[UsageEventIn], now: datetime | None = None)
 
     An event id already stored counts as a duplicate (never charged twice); the same id with other
     content is rejected as `conflicting_duplicate`, as are unknown keys and models. After commit,
-    the TPM windows are corrected by (actual - estimated) tokens.
+    the rate limiter's token windows are corrected to the actual tokens and the calls' concurrency
+    slots are freed (billing/ratelimits.py).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise DomainError(f"A batch holds at most {MAX_EVENTS_PER_BATCH} events.", code="too_many_events")
@@ -276,18 +278,12 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, De
     charges: dict[tuple[int, date], Decimal] = defaultdict(lambda: ZERO)
     calls: dict[tuple[int, date], int] = defaultdict(int)
     spend: dict[tuple[int, str, date], Decimal] = defaultdict(lambda: ZERO)
-    corrections: dict[tuple[str, str, int], int] = defaultdict(int)
-    current_minute = int(now.timestamp() // 60)
     for event, key, cost in items:
         day = event.occurred_at.date()
         charges[(key.organization_id, day)] += cost
         calls[(key.organization_id, day)] += 1
         spend[(key.project_id, SpendPeriod.DAY, day)] += cost
         spend[(key.project_id, SpendPeriod.MONTH, _month_start(day))] += cost
-        minute = int(event.occurred_at.timestamp() // 60)
-        if minute >= current_minute - 1:  # older minutes have left the TPM window
-            delta = event.input_tokens + event.output_tokens - event.estimated_tokens
-            corrections[(key.organization_public_id, key.project_public_id, minute)] += delta
 
     accounts = lock_accounts(org_id for org_id, _day in charges)
     posted_at = timezone.now()  # under the lock: ledger times follow the balance_after chain
@@ -323,9 +319,18 @@ def _charge_usage(*, batch: UsageBatch, items: list[tuple[UsageEventIn, _Key, De
         organization_ids=sorted({org_id for org_id, _day in charges}),
         periods=sorted({(project_id, period, start.isoformat()) for project_id, period, start in spend}),
     )
-    if corrections:
-        items_ = [TpmCorrection(org, project, minute, delta) for (org, project, minute), delta in corrections.items()]
-        transaction.on_commit(lambda: get_limiter().correct(items_))
+    _rate_limits_on_usage(items, now=now)
+
+
+def _rate_limits_on_usage(items: list[tuple[UsageEventIn, _Key, Decimal]], *, now: datetime) -> None:
+    """The rate limiter's hook, after commit: each newly stored event corrects the token windows of
+    its call to the actual tokens and frees its concurrency slot (billing/ratelimits.py)."""
+    calls = [
+        UsedCall(key.organization_public_id, key.project_public_id, event.occurred_at,
+                 event.input_tokens + event.output_tokens, event.estimated_tokens, event.authorization_id)
+        for event, key, _cost in items
+    ]
+    limiter_corrections_apply(usage_limiter_corrections(calls=calls, now=now))
 
 
 def _spend_add(spend: dict[tuple[int, str, date], Decimal], *, now: datetime) -> None:

@@ -12,7 +12,8 @@ def test_openapi_document_describes_the_contract(client):
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {"/api/v1/gateway/authorize", "/api/v1/gateway/usage"}
+    assert set(document["paths"]) == {"/api/v1/gateway/authorize", "/api/v1/gateway/usage",
+                                      "/api/v1/gateway/release"}
     assert set(document["paths"]["/api/v1/gateway/authorize"]) == {"get", "post"}
     text = json.dumps(document)
     for code in ["invalid_api_key", "invalid_gateway_token", "insufficient_balance", "daily_budget_exceeded",
@@ -20,8 +21,16 @@ def test_openapi_document_describes_the_contract(client):
                  "payload_too_large", "service_unavailable"]:
         assert f'"{code}"' in text, code
     authorize_200 = document["paths"]["/api/v1/gateway/authorize"]["get"]["responses"]["200"]
-    assert {"X-Organization-Id", "X-Project-Id", "X-Key-Id", "X-RateLimit-Limit-Tokens",
-            "X-RateLimit-Remaining-Tokens"} <= set(authorize_200["headers"])
+    rate_headers = {f"X-RateLimit-{what}-{unit}" for what in ("Limit", "Remaining", "Reset")
+                    for unit in ("Requests", "Tokens")}
+    assert {"X-Organization-Id", "X-Project-Id", "X-Key-Id", "X-Authorization-Id", *rate_headers} <= set(
+        authorize_200["headers"])
+    authorize_429 = document["paths"]["/api/v1/gateway/authorize"]["get"]["responses"]["429"]
+    assert {"Retry-After", *rate_headers} <= set(authorize_429["headers"])
+    limited = document["components"]["schemas"]["RateLimited"]["properties"]["error"]["properties"]
+    assert limited["limit"]["enum"] == ["concurrency", "requests_per_minute", "tokens_per_minute", "tokens_per_day"]
+    assert limited["scope"]["enum"] == ["organization", "project"]
+    assert "authorization_id" in document["components"]["schemas"]["UsageEvent"]["properties"]
     assert document["components"]["securitySchemes"]["gatewayToken"]["name"] == "X-Gateway-Token"
 
 

@@ -251,6 +251,14 @@ CONSOLE_INVOICE_ISSUER = env.str(
 CONSOLE_API_KEY_PREFIX = env.str("CONSOLE_API_KEY_PREFIX", default="sk-")
 CONSOLE_GATEWAY_TOKENS = env.list("CONSOLE_GATEWAY_TOKENS", default=[])
 CONSOLE_DEFAULT_ESTIMATED_TOKENS = env.int("CONSOLE_DEFAULT_ESTIMATED_TOKENS", default=1000)
+# Authorize counts at least this many tokens per call, whatever X-Estimated-Tokens says (a caller
+# sending 0 still uses the windows); the usage report corrects the windows to the actual tokens.
+CONSOLE_MIN_ESTIMATED_TOKENS = env.int("CONSOLE_MIN_ESTIMATED_TOKENS", default=100)
+# A concurrency slot is a lease: freed by the call's usage report or POST /gateway/release, and
+# expiring by itself after this many seconds (a crashed gateway cannot keep the org's slots).
+CONSOLE_CONCURRENCY_LEASE_SECONDS = env.int("CONSOLE_CONCURRENCY_LEASE_SECONDS", default=600)
+# REDIS_URL names a node of a Redis Cluster (the rate limiter's keys share the org's hash tag).
+CONSOLE_REDIS_CLUSTER = env.bool("CONSOLE_REDIS_CLUSTER", default=False)
 # Usage ingest: a body over this size is refused with 413 (1000 events fit in well under it);
 # events stamped further than this in the future, or older than this many days, are rejected.
 CONSOLE_USAGE_MAX_BODY_BYTES = env.int("CONSOLE_USAGE_MAX_BODY_BYTES", default=1_048_576)

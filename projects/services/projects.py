@@ -32,6 +32,7 @@ PROJECT_LIMIT_FIELDS = (
     "monthly_budget",
     "daily_budget",
     "tpm_limit",
+    "rpm_limit",
     "monthly_notify_percents",
     "daily_notify_percents",
     "notify_org_admins",
@@ -164,10 +165,11 @@ def project_limits_update(
     monthly_notify_percents: Iterable[int],
     daily_notify_percents: Iterable[int],
     notify_org_admins: bool,
+    rpm_limit: int | None = None,
 ) -> Project:
-    """Budgets, TPM limit and consumption-notification thresholds (project admins and org admins).
+    """Budgets, TPM and RPM limits and consumption-notification thresholds (project admins and org admins).
 
-    A TPM above the organization's is stored as asked; the gateway applies the smaller of the two.
+    A TPM or RPM above the organization's is stored as asked; the gateway applies the smaller of the two.
     """
     require_project_role(actor=actor, project=project, min_role=ProjectRole.ADMIN)
     project = Project.objects.lock(project.pk)
@@ -178,6 +180,7 @@ def project_limits_update(
         "monthly_budget": cents(monthly_budget),
         "daily_budget": cents(daily_budget),
         "tpm_limit": tpm_limit,
+        "rpm_limit": rpm_limit,
         "monthly_notify_percents": monthly_percents,
         "daily_notify_percents": daily_percents,
         "notify_org_admins": notify_org_admins,
@@ -187,6 +190,8 @@ def project_limits_update(
             raise DomainError("A budget cannot be negative.", code="invalid_budget")
     if tpm_limit is not None and tpm_limit <= 0:
         raise DomainError("The TPM limit must be a positive number of tokens.", code="invalid_tpm")
+    if rpm_limit is not None and rpm_limit <= 0:
+        raise DomainError("The RPM limit must be a positive number of requests.", code="invalid_rpm")
     project.monthly_budget = cents(project.monthly_budget)
     project.daily_budget = cents(project.daily_budget)
     before = _limits_snapshot(project)

@@ -286,6 +286,8 @@ def test_project_admin_saves_limits(org, project, login_as):
         ("daily_budget", "1.005", "no more than 2 decimal places"),
         ("tpm_limit", "0", "greater than or equal to 1"),
         ("tpm_limit", "1.5", "Enter a whole number."),
+        ("rpm_limit", "0", "greater than or equal to 1"),
+        ("rpm_limit", "many", "Enter a whole number."),
         ("monthly_notify_percents", "0", "0 % is not between 1 and 100."),
         ("daily_notify_percents", "50, 101", "101 % is not between 1 and 100."),
         ("daily_notify_percents", "50, lots", "“lots” is not a whole percentage."),
@@ -298,7 +300,23 @@ def test_bad_limits_get_field_errors_and_change_nothing(org, project, login_as, 
     assert message in response.content.decode()
     project.refresh_from_db()
     assert (project.monthly_budget, project.tpm_limit, project.monthly_notify_percents) == (None, None, [])
+    assert project.rpm_limit is None
     assert not AuditEvent.objects.filter(action="project.limits_update").exists()
+
+
+def test_project_admin_sets_an_rpm_limit_shown_capped_above_the_organizations(org, project, login_as):
+    client = login_as("project_admin")
+    response = client.post(url("settings_limits", org, project), {**LIMITS, "rpm_limit": "60"}, headers=HTMX)
+    assert "Budget and rate limit settings saved." in response.content.decode()
+    project.refresh_from_db()
+    assert project.rpm_limit == 60  # above the never-topped-up org's Tier0 3 RPM
+    event = AuditEvent.objects.get(action="project.limits_update")
+    assert (event.before["rpm_limit"], event.after["rpm_limit"]) == (None, 60)
+    page = client.get(url("settings", org, project)).content.decode()
+    assert "capped at your organization's 3 RPM" in page
+    overview = login_as("project_member").get(url("overview", org, project)).content.decode()
+    assert "60 requests per minute" in overview
+    assert "Capped at your organization's 3 RPM" in overview
 
 
 def test_settings_state_the_tpm_cap(org, project, project_admin, login_as):

@@ -3,7 +3,8 @@ serves it: gunicorn running console.wsgi (the gateway API on its own middleware 
 
 The configuration is deploy/nginx/console-gateway.conf.template, rendered the way the README
 says. Shows: a valid key reaches the upstream with the ids; a revoked key gets 401; an
-over-budget project gets 403 with the JSON code; a TPM burst gets 429 with Retry-After.
+over-budget project gets 403 with the JSON code; a TPM burst gets 429 with Retry-After; more than
+Tier0's concurrency and RPM get 429s naming the limit (nginx frees each slot with post_action).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import ProjectSpend
+from billing.tests.conftest import within_one_minute
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key
 from projects.models import APIKey, Project
 
@@ -44,6 +46,8 @@ class EchoUpstream(BaseHTTPRequestHandler):
     """The model server: answers with the headers the gateway forwarded."""
 
     def _echo(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)  # a call in flight while the test sends another
         body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -109,6 +113,13 @@ def console(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     gunicorn = [sys.executable, "-m", "gunicorn", "console.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
     with running("gunicorn", gunicorn, port, log, cwd=Path(__file__).resolve().parents[2], env=env):
+        # Listening is not serving: each worker loads Django after the port opens. Warm both up so
+        # the first test's call does not run into nginx's 5 s timeout on a busy machine.
+        for _ in range(4):
+            warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            warm.request("GET", "/healthz")
+            warm.getresponse().read()
+            warm.close()
         yield port, log
 
 
@@ -157,12 +168,13 @@ class Answer:
     body: dict
 
 
-def call(port: int, raw_key: str, *, estimate: int | None = None, extra: dict[str, str] | None = None) -> Answer:
+def call(port: int, raw_key: str, *, estimate: int | None = None, extra: dict[str, str] | None = None,
+         path: str = "/v1/chat/completions") -> Answer:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Authorization": f"Bearer {raw_key}", "Content-Type": "application/json", **(extra or {})}
     if estimate is not None:
         headers["X-Estimated-Tokens"] = str(estimate)
-    connection.request("POST", "/v1/chat/completions", body=b'{"model": "m"}', headers=headers)
+    connection.request("POST", path, body=b'{"model": "m"}', headers=headers)
     response = connection.getresponse()
     body = response.read()
     connection.close()
@@ -231,7 +243,49 @@ def test_a_tpm_burst_gets_429_with_retry_after(nginx, funded_key):
     assert statuses == [200, 200, 200]
     assert burst.status == 429
     assert burst.body["error"]["code"] == "rate_limited"
-    assert 1 <= int(burst.headers["retry-after"]) <= 60
+    assert 1 <= int(burst.headers["retry-after"]) <= 120
     # Another project of the organization still has room.
     other_raw, _ = make_api_key(project=ProjectFactory(organization=key.organization))
     assert call(nginx, other_raw, estimate=1000).status == 200
+
+
+def test_more_than_tier0_concurrency_and_rpm_get_429_with_the_right_limit(nginx):
+    """Tier0: 1 concurrent request, 3 per minute. nginx frees the slot after each answer (post_action)."""
+    PriceFactory(model="m")
+    raw, key = make_api_key()
+    fund(key.organization, "1")
+    within_one_minute(10)
+    in_flight: list[Answer] = []
+    slow = threading.Thread(target=lambda: in_flight.append(call(nginx, raw, path="/slow")))
+    slow.start()
+    time.sleep(0.5)  # authorized (milliseconds) and now at the model server for 1.5 s
+    second = call(nginx, raw)
+    slow.join()
+    assert in_flight[0].status == 200
+    assert in_flight[0].body["headers"]["x-authorization-id"]  # for whoever reports its usage
+    assert second.status == 429
+    assert (second.body["error"]["code"], second.body["error"]["limit"], second.body["error"]["scope"]) == (
+        "rate_limited", "concurrency", "organization")
+    assert second.headers["retry-after"] == "1"
+    answers = [_after_release(nginx, raw) for _ in range(2)]  # the 2nd and 3rd request of the minute
+    assert [a.status for a in answers] == [200, 200]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "3"
+    assert answers[-1].headers["x-ratelimit-remaining-requests"] == "0"
+    fourth = _after_release(nginx, raw)
+    assert fourth.status == 429
+    assert (fourth.body["error"]["limit"], fourth.body["error"]["scope"]) == ("requests_per_minute", "organization")
+    for name in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens", "remaining-tokens",
+                 "reset-tokens"):
+        assert fourth.headers[f"x-ratelimit-{name}"], name
+    assert 1 <= int(fourth.headers["retry-after"]) <= 120
+
+
+def _after_release(port: int, raw: str) -> Answer:
+    """A call once the previous one's post_action release has reached the console."""
+    deadline = time.monotonic() + 5
+    while True:
+        answer = call(port, raw)
+        limited = answer.status == 429 and answer.body["error"]["limit"] == "concurrency"
+        if not limited or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)

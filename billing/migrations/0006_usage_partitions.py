@@ -157,7 +157,7 @@ def keys_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0004_invoice_pdf_after_commit_ledger_protect'),
+        ('billing', '0005_gateway_context_rpm_limit'),
         ('orgs', '0003_invitations_verification_contact_sales'),
         ('projects', '0002_apikey_role_changed_reason_and_verbose_name'),
     ]

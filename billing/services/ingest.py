@@ -187,12 +187,6 @@ def _ingest_valid(events: list[UsageEventIn], now: datetime) -> IngestResult:
     return result
 
 
-_EVENT_COLUMNS = (
-    "event_id", "batch_id", "organization_id", "project_id", "api_key_id", "model", "input_tokens",
-    "output_tokens", "cost", "occurred_at",
-)
-
-
 def _claim_event_ids(items: list[tuple[UsageEventIn, _Key, Decimal]], digests: dict[str, bytes]) -> set[str]:
     """Record the event ids, skipping those already recorded; returns the ids this batch claimed.
 

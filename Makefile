@@ -110,6 +110,10 @@ bench: install-dev services
 	$(PY) bench/ratelimits.py
 	$(PY) bench/ingest.py
 	$(PY) bench/enforcement_lag.py
+	$(PY) bench/hot_org.py
+	@# P2, P4, P6 (builds <db>_history with 10M events once, kept for the next run), then ingest vs COPY on it.
+	$(PY) bench/usage_scale.py
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}_history $(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

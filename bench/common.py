@@ -120,15 +120,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(*, workers: int = WORKERS, app: str = "console.wsgi") -> Iterator[int]:
+def gunicorn(*, workers: int = WORKERS, app: str = "console.wsgi", env: dict[str, str] | None = None) -> Iterator[int]:
     """gunicorn with sync workers on a free loopback port, stopped on exit. `app` may also be a
-    module of bench/ (on the path for the server too)."""
+    module of bench/ (on the path for the server too); `env` overrides ENV (e.g. DATABASE_URL)."""
     port = free_port()
     log = open(Path(ENV["CONSOLE_VAR_DIR"]) / "gunicorn.log", "ab")  # noqa: SIM115 -- closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", str(workers),
          "--log-level", "warning", "--backlog", "2048"],
-        cwd=ROOT, env={**os.environ, **ENV, "PYTHONPATH": str(ROOT / "bench")}, stdout=log, stderr=log,
+        cwd=ROOT, env={**os.environ, **ENV, **(env or {}), "PYTHONPATH": str(ROOT / "bench")}, stdout=log, stderr=log,
     )
     try:
         deadline = time.monotonic() + 30

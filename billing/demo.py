@@ -42,7 +42,7 @@ def billing_demo_load(*, organization: Organization, key: APIKey) -> None:
                       effective_from=DEMO_PRICES_FROM, actor=None)
     ledger_post(organization=organization, kind=LedgerKind.TOPUP, amount=Decimal("25.00"),
                 reference=DEMO_TOPUP_REFERENCE, memo="Demo credit", actor=None)
-    if not UsageEvent.objects.filter(event_id__startswith="demo-").exists():
+    if not UsageEvent.objects.filter(project_id=key.project_id).exists():  # (project_id, occurred_at) index
         _send_demo_usage(key)
 
 

@@ -6,6 +6,8 @@ the rounding rule lives in `billing/money.py`.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,6 +17,8 @@ from django.utils import timezone
 
 from orgs.models import Organization
 from projects.models import APIKey, Project
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _money(**kwargs: object) -> models.DecimalField[Decimal, Decimal]:
@@ -113,6 +117,8 @@ class UsageBatch(models.Model):
 
     received_at = models.DateTimeField(default=timezone.now)
     events = models.PositiveIntegerField(default=0)
+    # The earliest occurred_at of its events: folding reads only the partitions from there on.
+    first_occurred_at = models.DateTimeField(null=True, blank=True)
     folded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -124,9 +130,14 @@ class UsageBatch(models.Model):
 
 
 class UsageEvent(models.Model):
-    """One call as the gateway reported it; `event_id` (the gateway's id) makes re-sending harmless."""
+    """One call as the gateway reported it.
 
-    event_id = models.CharField(max_length=128, unique=True)
+    On PostgreSQL the table is range-partitioned by `occurred_at`, one partition per UTC month
+    (`billing/partitions.py`), with primary key (id, occurred_at): a unique index there must hold
+    the partition key, so `event_id` is made unique by `UsageEventKey` instead.
+    """
+
+    event_id = models.CharField(max_length=128)
     batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="usage_events")
     # The composite indexes below serve lookups by organization or project: no separate FK index.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
@@ -146,6 +157,30 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+class UsageEventKey(models.Model):
+    """The idempotency record of an accepted event id, one table for every partition.
+
+    `digest` fingerprints what was accepted (key, model, tokens, time): a re-send with the same
+    digest is a duplicate, another digest a `conflicting_duplicate`. Rows live as long as a
+    re-send can be accepted (`CONSOLE_USAGE_MAX_AGE_DAYS` plus a day), then are pruned.
+    """
+
+    event_id = models.CharField(max_length=128, primary_key=True)
+    digest = models.BinaryField(max_length=16)
+    occurred_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.event_id
+
+    @staticmethod
+    def digest_of(
+        *, api_key_id: int, model: str, input_tokens: int, output_tokens: int, occurred_at: datetime
+    ) -> bytes:
+        micros = (occurred_at - _EPOCH) // timedelta(microseconds=1)
+        text = f"{api_key_id}|{model}|{input_tokens}|{output_tokens}|{micros}"
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 class SpendPeriod(models.TextChoices):
@@ -217,6 +252,49 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.model} {self.hour:%Y-%m-%d %H}:00"
+
+
+class UsageDailyRollup(models.Model):
+    """Usage per project, model and UTC day: what the organization's charts and breakdowns read, so
+    their cost does not grow with the number of keys or hours."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    model = models.CharField(max_length=100)
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _exact_cost(default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "model", "day"], name="usagedaily_unique_project_model_day"),
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="usagedaily_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.model} {self.day}"
+
+
+class UsageKeyDailyRollup(models.Model):
+    """Usage per API key and UTC day: the project pages' key breakdown."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _exact_cost(default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="usagekeydaily_unique_key_day")]
+        indexes = [models.Index(fields=["project", "day"], name="usagekeydaily_project_day")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.day}"
 
 
 # --- balance alerts ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from .selectors.reconcile import usage_reconcile
 from .services.alerts import balance_alert_check, balance_alerts_check, consumption_notifications_check, usage_notify
 from .services.auto_recharge import auto_recharge_check, auto_recharges_check
 from .services.invoices import invoice_pdf_render, invoice_pdfs_render_missing
+from .services.partitions import usage_partitions_maintain
 from .services.rollups import usage_aggregate
 from .timeutils import yesterday_utc
 
@@ -18,6 +19,12 @@ from .timeutils import yesterday_utc
 @shared_task(name="billing.usage_aggregate")
 def usage_aggregate_task() -> None:
     usage_aggregate()
+
+
+@shared_task(name="billing.usage_partitions_maintain")
+def usage_partitions_maintain_task() -> None:
+    """Beat, hourly: partitions ahead, retention, old event-id keys (all idempotent)."""
+    usage_partitions_maintain()
 
 
 @shared_task(name="billing.usage_reconcile")

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet, Sum
-from django.db.models.functions import TruncDate
 
 from orgs.models import Organization
 from projects.models import KeyStatus, Project, key_status
 from projects.permissions import may_see_key
 
-from ..models import UsageRollup
+from ..models import UsageDailyRollup, UsageKeyDailyRollup
 from ..money import ZERO
 from ..timeutils import today_utc
 
@@ -79,16 +78,17 @@ def usage_range(*, days: int, today: date | None = None) -> tuple[date, date]:
     return last - timedelta(days=days - 1), last
 
 
-def _rollups(*, organization: Organization, project: Project | None, first: date, last: date) -> QuerySet[UsageRollup]:
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
-    # Served by usagerollup_project_hour or usagerollup_org_hour.
+def _rollups(*, organization: Organization, project: Project | None, first: date,
+             last: date) -> QuerySet[UsageDailyRollup]:
+    """The daily rollups (per project, model and day) of the range: their size grows with days x
+    projects x models, never with the number of keys, hours or events."""
+    # Served by usagedaily_unique_project_model_day or usagedaily_org_day.
     rows = (
-        UsageRollup.objects.filter(project=project)
+        UsageDailyRollup.objects.filter(project=project)
         if project is not None
-        else UsageRollup.objects.filter(organization=organization)
+        else UsageDailyRollup.objects.filter(organization=organization)
     )
-    return rows.filter(hour__gte=start, hour__lt=end)
+    return rows.filter(day__gte=first, day__lte=last)
 
 
 _SUMS = {
@@ -114,11 +114,8 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal:
     return (part * 100 / whole).quantize(_PERCENT)
 
 
-def _daily(rollups: QuerySet[UsageRollup], first: date, last: date) -> list[UsageDay]:
-    sums = {
-        row["day"]: row
-        for row in rollups.annotate(day=TruncDate("hour", tzinfo=UTC)).values("day").annotate(**_SUMS).order_by()
-    }
+def _daily(rollups: QuerySet[UsageDailyRollup], first: date, last: date) -> list[UsageDay]:
+    sums = {row["day"]: row for row in rollups.values("day").annotate(**_SUMS).order_by()}
     every_day = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     peak_cost = max((row["cost_sum"] or ZERO for row in sums.values()), default=ZERO)
     daily = []
@@ -141,7 +138,7 @@ def _total(daily: list[UsageDay]) -> Usage:
     )
 
 
-def _by_model(rollups: QuerySet[UsageRollup], total: Decimal) -> list[UsageGroup]:
+def _by_model(rollups: QuerySet[UsageDailyRollup], total: Decimal) -> list[UsageGroup]:
     rows = rollups.values("model").annotate(**_SUMS).order_by("-cost_sum", "model")
     return [
         UsageGroup(label=row["model"], ref=row["model"], share=_percent(row["cost_sum"] or ZERO, total),
@@ -199,7 +196,8 @@ def project_usage(*, project: Project, viewer_id: int, viewer_role: int, days: i
     rollups = _rollups(organization=organization, project=project, first=report.first_day, last=report.last_day)
     report.by_model.extend(_by_model(rollups, report.total.cost))
     keys = (
-        rollups.values(
+        UsageKeyDailyRollup.objects.filter(project=project, day__gte=report.first_day, day__lte=report.last_day)
+        .values(
             "api_key__public_id", "api_key__name", "api_key__hint", "api_key__created_by_id",
             "api_key__revoked_at", "api_key__expires_at",
         )

@@ -1,4 +1,5 @@
-"""Rollups: usage events folded into hourly rows per key and model, which every page reads."""
+"""Rollups: usage events folded into the rows pages read: per key, model and hour; per project,
+model and day (the organization's charts); per key and day (the project's key breakdown)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from ..models import UsageBatch, UsageEvent, UsageRollup
+from ..models import UsageBatch, UsageDailyRollup, UsageEvent, UsageKeyDailyRollup, UsageRollup
 from .retry import atomic_with_retry
 
 logger = structlog.get_logger(__name__)
@@ -28,7 +29,8 @@ class AggregateResult:
 
 
 def usage_aggregate(*, batches_per_step: int = 200, max_steps: int = 50) -> AggregateResult:
-    """Fold the events of batches not yet folded into hourly rollups (per key, model, hour).
+    """Fold the events of batches not yet folded into the rollups (hourly per key and model, daily
+    per project and model, daily per key).
 
     Each step folds some batches and marks them folded in the same transaction, so a crash leaves
     them to the next run and nothing is counted twice. The watermark is that per-batch mark rather
@@ -52,51 +54,69 @@ def usage_aggregate(*, batches_per_step: int = 200, max_steps: int = 50) -> Aggr
     return total
 
 
+_SUMS = "requests = {t}.requests + excluded.requests, input_tokens = {t}.input_tokens + excluded.input_tokens, " \
+    "output_tokens = {t}.output_tokens + excluded.output_tokens, cost = {t}.cost + excluded.cost"
+
+
+def _upserts(day: str) -> list[str]:
+    """The three levels, each an `INSERT … SELECT … FROM g … ON CONFLICT … DO UPDATE` adding to the
+    row, where `g` is the batches' events grouped per key, model and hour. `WHERE true` keeps
+    SQLite's parser from reading ON CONFLICT as a join's ON."""
+    hourly, daily, by_key = (m._meta.db_table for m in (UsageRollup, UsageDailyRollup, UsageKeyDailyRollup))
+    # Fixed identifiers and expressions only; values travel as parameters of the grouped SELECT.
+    return [
+        f"INSERT INTO {hourly} (organization_id, project_id, api_key_id, model, hour, requests, input_tokens, "  # noqa: S608 -- fixed identifiers
+        "output_tokens, cost) SELECT organization_id, project_id, api_key_id, model, hour, n, i, o, c FROM g "
+        f"WHERE true ON CONFLICT (api_key_id, model, hour) DO UPDATE SET {_SUMS.format(t=hourly)}",
+        f"INSERT INTO {daily} (organization_id, project_id, model, day, requests, input_tokens, output_tokens, cost) "  # noqa: S608 -- fixed identifiers
+        f"SELECT organization_id, project_id, model, {day}, sum(n), sum(i), sum(o), sum(c) FROM g WHERE true "
+        f"GROUP BY organization_id, project_id, model, {day} "
+        f"ON CONFLICT (project_id, model, day) DO UPDATE SET {_SUMS.format(t=daily)}",
+        f"INSERT INTO {by_key} (organization_id, project_id, api_key_id, day, requests, input_tokens, output_tokens, "  # noqa: S608 -- fixed identifiers
+        f"cost) SELECT organization_id, project_id, api_key_id, {day}, sum(n), sum(i), sum(o), sum(c) FROM g "
+        f"WHERE true GROUP BY organization_id, project_id, api_key_id, {day} "
+        f"ON CONFLICT (api_key_id, day) DO UPDATE SET {_SUMS.format(t=by_key)}",
+    ]
+
+
 def _aggregate_step(limit: int) -> AggregateResult:
-    if connection.vendor == "postgresql":
+    postgres = connection.vendor == "postgresql"
+    if postgres:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_AGGREGATE_LOCK_ID])
             if not cursor.fetchone()[0]:
                 return AggregateResult(skipped=True)
-    batch_ids = list(
-        UsageBatch.objects.filter(folded_at__isnull=True).order_by("id").values_list("id", flat=True)[:limit]
-    )
-    if not batch_ids:
+    unfolded = UsageBatch.objects.filter(folded_at__isnull=True).order_by("id")
+    batches = list(unfolded.values_list("id", "first_occurred_at")[:limit])
+    if not batches:
         return AggregateResult()
-    groups = list(
-        UsageEvent.objects.filter(batch_id__in=batch_ids)
+    batch_ids = [pk for pk, _first in batches]
+    events = UsageEvent.objects.filter(batch_id__in=batch_ids)
+    if all(first is not None for _pk, first in batches):
+        # The bound lets PostgreSQL read only the partitions the batches' events are in, instead
+        # of probing every month's batch index.
+        events = events.filter(occurred_at__gte=min(first for _pk, first in batches if first is not None))
+    grouped = (
+        events
         .annotate(hour=TruncHour("occurred_at", tzinfo=UTC))
         .values("organization_id", "project_id", "api_key_id", "model", "hour")
-        .annotate(
-            n=Count("id"), input=Sum("input_tokens"), output=Sum("output_tokens"), total=Sum("cost")
-        )
+        .annotate(n=Count("id"), i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost"))
         .order_by()
     )
-    existing = {
-        (r.api_key_id, r.model, r.hour): r
-        for r in UsageRollup.objects.filter(
-            api_key_id__in={g["api_key_id"] for g in groups}, hour__in={g["hour"] for g in groups}
-        )
-    }
-    to_create: list[UsageRollup] = []
-    to_update: list[UsageRollup] = []
-    events = 0
-    for g in groups:
-        events += g["n"]
-        rollup = existing.get((g["api_key_id"], g["model"], g["hour"]))
-        if rollup is None:
-            rollup = UsageRollup(
-                organization_id=g["organization_id"], project_id=g["project_id"], api_key_id=g["api_key_id"],
-                model=g["model"], hour=g["hour"],
+    select, params = grouped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        if postgres:
+            # One statement: the events are grouped once (a MATERIALIZED CTE) and every level is
+            # upserted from that; data-modifying CTEs always run to completion.
+            upserts = ", ".join(f"u{n} AS ({sql})" for n, sql in enumerate(_upserts("CAST(hour AS date)")))
+            cursor.execute(
+                f"WITH g AS MATERIALIZED ({select}), {upserts} SELECT coalesce(sum(n), 0), count(*) FROM g",  # noqa: S608
+                params,
             )
-            to_create.append(rollup)
-        else:
-            to_update.append(rollup)
-        rollup.requests += g["n"]
-        rollup.input_tokens += g["input"]
-        rollup.output_tokens += g["output"]
-        rollup.cost += g["total"]
-    UsageRollup.objects.bulk_create(to_create)
-    UsageRollup.objects.bulk_update(to_update, ["requests", "input_tokens", "output_tokens", "cost"])
+        else:  # SQLite: no data-modifying CTEs, so one statement per level over the same grouping
+            for sql in _upserts("date(hour)"):
+                cursor.execute(f"WITH g AS ({select}) {sql}", params)
+            cursor.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({select}) AS g", params)  # noqa: S608
+        events, groups = cursor.fetchone()
     UsageBatch.objects.filter(id__in=batch_ids).update(folded_at=timezone.now())
-    return AggregateResult(batches=len(batch_ids), events=events, rollups=len(groups))
+    return AggregateResult(batches=len(batch_ids), events=int(events), rollups=int(groups))

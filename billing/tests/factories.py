@@ -5,11 +5,19 @@ from decimal import Decimal
 from typing import Any
 
 import factory
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.models import LedgerEntry, LedgerKind, Price, UsageEvent
+from billing.models import (
+    LedgerEntry,
+    LedgerKind,
+    Price,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageKeyDailyRollup,
+    UsageRollup,
+)
 from billing.money import ZERO, ceil_micro
 from billing.services.ledger import ledger_post
 from console.tests.factories import UserFactory
@@ -100,3 +108,21 @@ def usage_charged(organization: Organization | int) -> Decimal:
     """What the ledger's usage rows took from an organization (positive)."""
     total = LedgerEntry.objects.filter(organization=organization, kind=LedgerKind.USAGE).aggregate(s=Sum("amount"))
     return -(total["s"] or ZERO)
+
+
+def rollup(key: APIKey, when: datetime, *, model: str = "acme-small", cost: str = "1.00", requests: int = 1,
+           input_tokens: int = 100, output_tokens: int = 50) -> UsageRollup:
+    """An hourly rollup row and its share of the daily levels, as usage_aggregate would fold them."""
+    sums = {"requests": requests, "input_tokens": input_tokens, "output_tokens": output_tokens, "cost": Decimal(cost)}
+    day = when.astimezone(UTC).date()
+    for model_class, lookup in (
+        (UsageDailyRollup, {"project_id": key.project_id, "model": model, "day": day}),
+        (UsageKeyDailyRollup, {"api_key": key, "day": day}),
+    ):
+        row, _created = model_class.objects.get_or_create(
+            **lookup, defaults={"organization_id": key.organization_id, "project_id": key.project_id}
+        )
+        model_class.objects.filter(pk=row.pk).update(**{name: F(name) + value for name, value in sums.items()})
+    return UsageRollup.objects.create(
+        organization_id=key.organization_id, project_id=key.project_id, api_key=key, model=model, hour=when, **sums
+    )

@@ -12,15 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.api import usage_report
-from billing.models import UsageRollup
 from billing.selectors import usage as usage_selectors
 from billing.selectors.usage import organization_usage, project_usage
 from billing.services.rollups import usage_aggregate
-from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key, usage_event
+from billing.tests.factories import PriceFactory, ProjectFactory, make_api_key, rollup, usage_event
 from console.models import User
 from orgs.models import Organization, Role
 from orgs.tests.factories import MembershipFactory
-from projects.models import APIKey, Project, ProjectRole
+from projects.models import Project, ProjectRole
 from projects.tests.factories import ProjectMembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,14 +36,6 @@ def fixed_today(monkeypatch: pytest.MonkeyPatch) -> date:
 
 def at(day: date, hour: int = 12) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-def rollup(key: APIKey, when: datetime, *, model: str = "acme-small", cost: str = "1.00", requests: int = 1,
-           input_tokens: int = 100, output_tokens: int = 50) -> UsageRollup:
-    return UsageRollup.objects.create(
-        organization_id=key.organization_id, project_id=key.project_id, api_key=key, model=model, hour=when,
-        requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, cost=Decimal(cost),
-    )
 
 
 def member_of(org: Organization, project: Project, role: int | None) -> User:

@@ -253,6 +253,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-consumption-notifications-check": {"task": "billing.consumption_notifications_check", "schedule": 300.0},
     "billing-invoice-pdfs-render-missing": {"task": "billing.invoice_pdfs_render_missing", "schedule": 300.0},
     "billing-usage-reconcile": {"task": "billing.usage_reconcile", "schedule": crontab(hour=0, minute=30)},
+    "billing-usage-partitions": {"task": "billing.usage_partitions_maintain", "schedule": crontab(minute=15)},
     "console-heartbeat": {"task": "console.heartbeat", "schedule": 60.0},
     "console-email-outbox-retry": {"task": "console.email_outbox_retry", "schedule": 300.0},
 }
@@ -296,6 +297,10 @@ CONSOLE_REDIS_CLUSTER = env.bool("CONSOLE_REDIS_CLUSTER", default=False)
 CONSOLE_USAGE_MAX_BODY_BYTES = env.int("CONSOLE_USAGE_MAX_BODY_BYTES", default=1_048_576)
 CONSOLE_USAGE_MAX_FUTURE_SECONDS = env.int("CONSOLE_USAGE_MAX_FUTURE_SECONDS", default=300)
 CONSOLE_USAGE_MAX_AGE_DAYS = env.int("CONSOLE_USAGE_MAX_AGE_DAYS", default=30)
+# Raw events (PostgreSQL: monthly partitions) are dropped a partition at a time after this many
+# days, once folded and reconciled; rollups, ledger and invoices are kept forever.
+CONSOLE_USAGE_RETENTION_DAYS = env.int("CONSOLE_USAGE_RETENTION_DAYS", default=400)
+CONSOLE_USAGE_PARTITIONS_AHEAD = env.int("CONSOLE_USAGE_PARTITIONS_AHEAD", default=2)  # months created ahead
 # Limits by verification tier (an organization may carry a staff override).
 CONSOLE_TIER_LIMITS = {
     "default": {"projects": 20, "api_keys": 50},

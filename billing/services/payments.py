@@ -34,6 +34,7 @@ from ..models import (
     PaymentStatus,
 )
 from ..money import format_money
+from ..selectors.payments import payment_profile_for
 from ..stripe_client import from_minor_units, stripe_client, to_minor_units
 from .ledger import ledger_post
 
@@ -125,7 +126,7 @@ class SetupCard:
 
 def card_from_setup(*, organization: Organization, setup_intent_id: str) -> SetupCard:
     """The card of a confirmed SetupIntent, checked to belong to this organization's customer."""
-    profile = payment_profile(organization.pk)
+    profile = payment_profile_for(organization_id=organization.pk)  # a refusal must create nothing
     if not setup_intent_id.startswith("seti_") or not profile.stripe_customer_id:
         raise DomainError("This card form has expired. Reload the page and enter the card again.", code="setup_expired")
     client = stripe_client()

@@ -202,14 +202,14 @@ def _claim_event_ids(items: list[tuple[UsageEventIn, _Key, Decimal]], digests: d
     times = [event.occurred_at for event, _key, _cost in items]
     if connection.vendor == "postgresql":
         sql = (
-            f"INSERT INTO {table} (event_id, digest, occurred_at) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers
+            f"INSERT INTO {table} (event_id, digest, occurred_at) SELECT * FROM unnest("  # noqa: S608 -- fixed identifiers  # nosec B608
             "%s::varchar[], %s::bytea[], %s::timestamptz[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
         params: list[Any] = [ids, hashes, times]
     else:
         ops = connection.ops
         sql = (
-            f"INSERT INTO {table} (event_id, digest, occurred_at) VALUES {', '.join(['(%s, %s, %s)'] * len(ids))} "  # noqa: S608
+            f"INSERT INTO {table} (event_id, digest, occurred_at) VALUES {', '.join(['(%s, %s, %s)'] * len(ids))} "  # noqa: S608  # nosec B608
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
         params = []

@@ -84,7 +84,7 @@ def usage_partitions() -> list[Partition]:
 
 def _default_months(cursor: CursorWrapper) -> list[date]:
     cursor.execute(
-        f"SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date FROM {DEFAULT_PARTITION}"  # noqa: S608 -- fixed identifier
+        f"SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date FROM {DEFAULT_PARTITION}"  # noqa: S608 -- fixed identifier  # nosec B608
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -95,7 +95,7 @@ def _create_partition(cursor: CursorWrapper, month: date) -> int:
     name, start, end = partition_name(month), _bound(month), _bound(next_month(month))
     execute = cursor.execute
     execute(
-        f"SELECT count(*) FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s",  # noqa: S608
+        f"SELECT count(*) FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s",  # noqa: S608  # nosec B608
         [start, end],
     )
     waiting = int(cursor.fetchone()[0])
@@ -106,7 +106,7 @@ def _create_partition(cursor: CursorWrapper, month: date) -> int:
     # table, move the rows, then attach it (indexes and foreign keys are added on attach).
     execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     execute(
-        f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608
+        f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608  # nosec B608
         f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
         [start, end],
     )
@@ -171,7 +171,7 @@ def usage_partitions_ensure(*, now: datetime | None = None, months_ahead: int | 
 
 def _unfolded_batches(cursor: CursorWrapper, name: str) -> int:
     cursor.execute(
-        f"SELECT count(DISTINCT e.batch_id) FROM {name} e JOIN billing_usagebatch b ON b.id = e.batch_id "  # noqa: S608
+        f"SELECT count(DISTINCT e.batch_id) FROM {name} e JOIN billing_usagebatch b ON b.id = e.batch_id "  # noqa: S608  # nosec B608
         "WHERE b.folded_at IS NULL"
     )
     return int(cursor.fetchone()[0])

@@ -189,7 +189,7 @@ def payment_intent_submit(
     crash between Stripe's answer and our commit (a retry gets the same PaymentIntent back).
     """
     failed = False
-    action_secret = ""
+    action_secret = ""  # nosec B105 -- empty until Stripe answers, not a password
     with transaction.atomic():
         payment = (
             CardPayment.objects.select_for_update(skip_locked=True)

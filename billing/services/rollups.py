@@ -65,14 +65,14 @@ def _upserts(day: str) -> list[str]:
     hourly, daily, by_key = (m._meta.db_table for m in (UsageRollup, UsageDailyRollup, UsageKeyDailyRollup))
     # Fixed identifiers and expressions only; values travel as parameters of the grouped SELECT.
     return [
-        f"INSERT INTO {hourly} (organization_id, project_id, api_key_id, model, hour, requests, input_tokens, "  # noqa: S608 -- fixed identifiers
+        f"INSERT INTO {hourly} (organization_id, project_id, api_key_id, model, hour, requests, input_tokens, "  # noqa: S608 -- fixed identifiers  # nosec B608
         "output_tokens, cost) SELECT organization_id, project_id, api_key_id, model, hour, n, i, o, c FROM g "
         f"WHERE true ON CONFLICT (api_key_id, model, hour) DO UPDATE SET {_SUMS.format(t=hourly)}",
-        f"INSERT INTO {daily} (organization_id, project_id, model, day, requests, input_tokens, output_tokens, cost) "  # noqa: S608 -- fixed identifiers
+        f"INSERT INTO {daily} (organization_id, project_id, model, day, requests, input_tokens, output_tokens, cost) "  # noqa: S608 -- fixed identifiers  # nosec B608
         f"SELECT organization_id, project_id, model, {day}, sum(n), sum(i), sum(o), sum(c) FROM g WHERE true "
         f"GROUP BY organization_id, project_id, model, {day} "
         f"ON CONFLICT (project_id, model, day) DO UPDATE SET {_SUMS.format(t=daily)}",
-        f"INSERT INTO {by_key} (organization_id, project_id, api_key_id, day, requests, input_tokens, output_tokens, "  # noqa: S608 -- fixed identifiers
+        f"INSERT INTO {by_key} (organization_id, project_id, api_key_id, day, requests, input_tokens, output_tokens, "  # noqa: S608 -- fixed identifiers  # nosec B608
         f"cost) SELECT organization_id, project_id, api_key_id, {day}, sum(n), sum(i), sum(o), sum(c) FROM g "
         f"WHERE true GROUP BY organization_id, project_id, api_key_id, {day} "
         f"ON CONFLICT (api_key_id, day) DO UPDATE SET {_SUMS.format(t=by_key)}",
@@ -110,13 +110,13 @@ def _aggregate_step(limit: int) -> AggregateResult:
             # upserted from that; data-modifying CTEs always run to completion.
             upserts = ", ".join(f"u{n} AS ({sql})" for n, sql in enumerate(_upserts("CAST(hour AS date)")))
             cursor.execute(
-                f"WITH g AS MATERIALIZED ({select}), {upserts} SELECT coalesce(sum(n), 0), count(*) FROM g",  # noqa: S608
+                f"WITH g AS MATERIALIZED ({select}), {upserts} SELECT coalesce(sum(n), 0), count(*) FROM g",  # noqa: S608  # nosec B608
                 params,
             )
         else:  # SQLite: no data-modifying CTEs, so one statement per level over the same grouping
             for sql in _upserts("date(hour)"):
                 cursor.execute(f"WITH g AS ({select}) {sql}", params)
-            cursor.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({select}) AS g", params)  # noqa: S608
+            cursor.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({select}) AS g", params)  # noqa: S608  # nosec B608
         events, groups = cursor.fetchone()
     UsageBatch.objects.filter(id__in=batch_ids).update(folded_at=timezone.now())
     return AggregateResult(batches=len(batch_ids), events=int(events), rollups=int(groups))

@@ -8,7 +8,7 @@ import os
 # (deploy/Procfile.dev): a fake Stripe on this machine, test cards only, nothing leaves it.
 if not os.environ.get("STRIPE_SECRET_KEY"):
     os.environ.update(
-        STRIPE_SECRET_KEY="sk_test_localstripe",  # noqa: S106 (the stand-in's keys, for make run only)
+        STRIPE_SECRET_KEY="sk_test_localstripe",  # noqa: S106 (the stand-in's keys, for make run only)  # nosec B106
         STRIPE_PUBLISHABLE_KEY="pk_test_localstripe",
         STRIPE_WEBHOOK_SECRET="whsec_localstripe",  # noqa: S106
         STRIPE_API_BASE=f"http://127.0.0.1:{os.environ.get('STRIPE_PORT', '8420')}",

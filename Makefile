@@ -57,7 +57,7 @@ localstripe: $(VENV)/.installed
 
 run: demo localstripe
 	@echo ""
-	@echo "  Serving the console at http://$(HOST):$(PORT)/ with a Celery worker and beat (Ctrl-C stops all three)."
+	@echo "  Serving the console at http://$(HOST):$(PORT)/ with a Celery worker, beat and localstripe, a stand-in for Stripe (Ctrl-C stops them all)."
 	@echo "  Demo login: demo@example.com / demo-console-2026   ·   emails: printed here and kept in var/mail.log"
 	@echo ""
 	@# Links in emails (invitations, alerts) point at this server unless CONSOLE_SITE_URL says otherwise.

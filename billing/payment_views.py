@@ -24,6 +24,7 @@ from orgs.permissions import access_organization
 from .forms import AddFundsForm, AutoRechargeForm
 from .models import PaymentStatus
 from .permissions import access_card_payment
+from .selectors.pages import issuer_lines
 from .selectors.payments import payment_profile_for
 from .services.auto_recharge import auto_recharge_card_remove, auto_recharge_card_save, auto_recharge_update
 from .services.payments import card_setup_start, card_topup_pay, topup_amount_clean
@@ -118,7 +119,7 @@ def receipt_download(request: AuthedHttpRequest, org_id: str, intent_id: str) ->
         raise Http404("No receipt for this payment.")
     pdf = render_pdf("pdf/receipt.html", {
         "payment": payment, "organization": payment.organization,
-        "issuer_lines": settings.CONSOLE_INVOICE_ISSUER.replace("\\n", "\n").splitlines(),
+        "issuer_lines": issuer_lines(),
     })
     return HttpResponse(pdf, content_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="receipt-{payment.payment_intent_id}.pdf"',

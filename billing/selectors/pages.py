@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -144,3 +145,8 @@ def billing_details_initial(*, organization: Organization) -> dict[str, str]:
         "billing_email": organization.registered_email,
     }
 
+
+
+def issuer_lines() -> list[str]:
+    """Who issues invoices and receipts, line by line, for the top of every billing PDF."""
+    return settings.CONSOLE_INVOICE_ISSUER.replace("\\n", "\n").splitlines()

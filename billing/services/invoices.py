@@ -43,6 +43,7 @@ from ..models import (
     UsageRollup,
 )
 from ..money import ZERO, format_money, quantize_cent
+from ..selectors.pages import issuer_lines
 
 logger = structlog.get_logger(__name__)
 
@@ -193,7 +194,7 @@ def _pdf_context(invoice: Invoice) -> dict[str, Any]:
         "organization": invoice.organization,
         "lines": list(invoice.lines.order_by("position")),
         "total": format_money(invoice.total, currency=invoice.currency),
-        "issuer_lines": settings.CONSOLE_INVOICE_ISSUER.replace("\\n", "\n").splitlines(),
+        "issuer_lines": issuer_lines(),
         "currency": invoice.currency,
     }
 

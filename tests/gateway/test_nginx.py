@@ -35,6 +35,7 @@ from billing.models import ProjectSpend
 from billing.tests.conftest import within_one_minute
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key
 from projects.models import APIKey, Project
+from tests.gateway.processes import nginx_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,24 +136,7 @@ def nginx(tmp_path: Path, console: tuple[int, Path], upstream: int) -> Iterator[
         MODEL_UPSTREAM=f"127.0.0.1:{upstream}",
         GATEWAY_LISTEN=f"127.0.0.1:{port}",
     )
-    (tmp_path / "gateway.conf").write_text(gateway_conf)
-    temp_paths = "\n".join(
-        f"  {name}_temp_path {tmp_path / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"""{"user root;" if os.geteuid() == 0 else ""}
-daemon off;
-worker_processes 1;
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"} warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-{temp_paths}
-  include {tmp_path / "gateway.conf"};
-}}
-"""
-    )
+    nginx_config(tmp_path, gateway_conf)
     with running("nginx", [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], port,
                  tmp_path / "nginx.out"):
         yield port

@@ -18,6 +18,7 @@ from django.test import Client
 from orgs.models import AuditEvent, Role
 from orgs.tests.factories import MembershipFactory, OrganizationFactory
 
+from .processes import nginx_config
 from .test_nginx import NGINX, free_port, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,24 +46,7 @@ def web(request, tmp_path: Path) -> Iterator[int]:
     conf = Template(TEMPLATE.read_text()).safe_substitute(
         CONSOLE_UPSTREAM=f"127.0.0.1:{console_port}", CONSOLE_LISTEN=f"127.0.0.1:{port}"
     )
-    (tmp_path / "web.conf").write_text(conf)
-    temp_paths = "\n".join(
-        f"  {name}_temp_path {tmp_path / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"""{"user root;" if os.geteuid() == 0 else ""}
-daemon off;
-worker_processes 1;
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"} warn;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-{temp_paths}
-  include {tmp_path / "web.conf"};
-}}
-"""
-    )
+    nginx_config(tmp_path, conf)
     with (
         running("gunicorn", gunicorn, console_port, tmp_path / "gunicorn.log", cwd=ROOT, env=env),
         running("nginx", [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], port,

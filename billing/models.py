@@ -228,7 +228,19 @@ class DailyUsageCost(models.Model):
         return f"{self.organization_id} {self.day}: {self.cost}"
 
 
-class UsageRollup(models.Model):
+class UsageSums(models.Model):
+    """What every rollup level adds up: calls, tokens and exact cost."""
+
+    requests = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost = _exact_cost(default=Decimal(0))
+
+    class Meta:
+        abstract = True
+
+
+class UsageRollup(UsageSums):
     """Usage per key (hence project and organization), model and UTC hour; what analytics read."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
@@ -236,10 +248,6 @@ class UsageRollup(models.Model):
     api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
     model = models.CharField(max_length=100)
     hour = models.DateTimeField()
-    requests = models.PositiveBigIntegerField(default=0)
-    input_tokens = models.PositiveBigIntegerField(default=0)
-    output_tokens = models.PositiveBigIntegerField(default=0)
-    cost = _exact_cost(default=Decimal(0))
 
     class Meta:
         constraints = [
@@ -254,7 +262,7 @@ class UsageRollup(models.Model):
         return f"{self.api_key_id} {self.model} {self.hour:%Y-%m-%d %H}:00"
 
 
-class UsageDailyRollup(models.Model):
+class UsageDailyRollup(UsageSums):
     """Usage per project, model and UTC day: what the organization's charts and breakdowns read, so
     their cost does not grow with the number of keys or hours."""
 
@@ -262,10 +270,6 @@ class UsageDailyRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
     model = models.CharField(max_length=100)
     day = models.DateField()
-    requests = models.PositiveBigIntegerField(default=0)
-    input_tokens = models.PositiveBigIntegerField(default=0)
-    output_tokens = models.PositiveBigIntegerField(default=0)
-    cost = _exact_cost(default=Decimal(0))
 
     class Meta:
         constraints = [
@@ -277,17 +281,13 @@ class UsageDailyRollup(models.Model):
         return f"{self.project_id} {self.model} {self.day}"
 
 
-class UsageKeyDailyRollup(models.Model):
+class UsageKeyDailyRollup(UsageSums):
     """Usage per API key and UTC day: the project pages' key breakdown."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
     api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, db_index=False, related_name="+")
     day = models.DateField()
-    requests = models.PositiveBigIntegerField(default=0)
-    input_tokens = models.PositiveBigIntegerField(default=0)
-    output_tokens = models.PositiveBigIntegerField(default=0)
-    cost = _exact_cost(default=Decimal(0))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["api_key", "day"], name="usagekeydaily_unique_key_day")]

@@ -263,8 +263,7 @@ class UsageRollup(UsageSums):
 
 
 class UsageDailyRollup(UsageSums):
-    """Usage per project, model and UTC day: what the organization's charts and breakdowns read, so
-    their cost does not grow with the number of keys or hours."""
+    """Usage per project, model and UTC day: the project's model breakdown and invoices' lines."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
@@ -279,6 +278,41 @@ class UsageDailyRollup(UsageSums):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.model} {self.day}"
+
+
+class UsageProjectDailyRollup(UsageSums):
+    """Usage per project and UTC day: the charts' days, the organization's project breakdown and the
+    runway forecast. Its size grows with days x projects, never with keys, models, hours or events."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "day"], name="usageprojectdaily_unique_project_day"),
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="usageprojectdaily_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.day}"
+
+
+class UsageModelDailyRollup(UsageSums):
+    """Usage per organization, model and UTC day: the organization's model breakdown."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False, related_name="+")
+    model = models.CharField(max_length=100)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "model"],
+                                    name="usagemodeldaily_unique_org_day_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.model} {self.day}"
 
 
 class UsageKeyDailyRollup(UsageSums):

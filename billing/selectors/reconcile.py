@@ -14,7 +14,16 @@ from django.db.models.functions import TruncDate
 
 from orgs.models import Organization
 
-from ..models import LedgerEntry, LedgerKind, UsageDailyRollup, UsageEvent, UsageKeyDailyRollup, UsageRollup
+from ..models import (
+    LedgerEntry,
+    LedgerKind,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageKeyDailyRollup,
+    UsageModelDailyRollup,
+    UsageProjectDailyRollup,
+    UsageRollup,
+)
 from ..money import ZERO, ceil_micro, quantize_micro
 
 logger = structlog.get_logger(__name__)
@@ -79,9 +88,6 @@ def usage_reconcile(*, day: date) -> ReconcileReport:
     return report
 
 
-# --- the gateway's authorization -------------------------------------------------------------------
-
-
 # --- a range of days: what retention checks before dropping a partition ------------------------
 
 
@@ -99,18 +105,14 @@ class DayMismatch:
     day: date
     events: Totals
     ledger_cost: Decimal
-    hourly: Totals
-    daily: Totals
-    by_key: Totals
+    levels: dict[str, Totals]  # each rollup level's totals, by its name
 
     def describe(self) -> str:
         parts = [f"events {self.events.requests} calls, {self.events.cost}"]
-        if self.ledger_cost != self.events.cost:
+        if self.ledger_cost != ceil_micro(self.events.cost):
             parts.append(f"ledger charged {self.ledger_cost}")
-        for name, totals in (("hourly rollups", self.hourly), ("daily rollups", self.daily),
-                             ("key rollups", self.by_key)):
-            if totals != self.events:
-                parts.append(f"{name} {totals.requests} calls, {totals.cost}")
+        parts.extend(f"{name} {totals.requests} calls, {totals.cost}"
+                     for name, totals in self.levels.items() if totals != self.events)
         return "; ".join(parts)
 
 
@@ -127,10 +129,10 @@ def count_of(field_name: str) -> Count | Sum:
 
 
 def usage_reconcile_range(*, first: date, last: date) -> list[DayMismatch]:
-    """Per organization and UTC day from `first` to `last`: events (calls, cost) against the hourly,
-    daily and per-key rollups, and the events' cost against the ledger's usage charges.
+    """Per organization and UTC day from `first` to `last`: events (calls, cost) against every
+    rollup level, and the events' cost against the ledger's usage charges.
 
-    Five grouped queries whatever the range; the events' one reads only the partitions of the range.
+    Seven grouped queries whatever the range; the events' one reads only the partitions of the range.
     """
     start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
@@ -138,31 +140,38 @@ def usage_reconcile_range(*, first: date, last: date) -> list[DayMismatch]:
         UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
         .annotate(day=TruncDate("occurred_at", tzinfo=UTC)), "day", "id", "cost",
     )
-    hourly = _by_org_day(
-        UsageRollup.objects.filter(hour__gte=start, hour__lt=end).annotate(day=TruncDate("hour", tzinfo=UTC)),
-        "day", "requests", "cost",
-    )
-    daily = _by_org_day(UsageDailyRollup.objects.filter(day__gte=first, day__lte=last), "day", "requests", "cost")
-    by_key = _by_org_day(
-        UsageKeyDailyRollup.objects.filter(day__gte=first, day__lte=last), "day", "requests", "cost",
-    )
+    levels = {
+        "hourly rollups": _by_org_day(
+            UsageRollup.objects.filter(hour__gte=start, hour__lt=end).annotate(day=TruncDate("hour", tzinfo=UTC)),
+            "day", "requests", "cost",
+        ),
+        **{
+            name: _by_org_day(model.objects.filter(day__gte=first, day__lte=last), "day", "requests", "cost")
+            for name, model in (
+                ("project-model daily rollups", UsageDailyRollup),
+                ("key daily rollups", UsageKeyDailyRollup),
+                ("project daily rollups", UsageProjectDailyRollup),
+                ("model daily rollups", UsageModelDailyRollup),
+            )
+        },
+    }
     ledger = {
         (row["organization_id"], row["usage_date"]): quantize_micro(-(row["total"] or ZERO))
         for row in LedgerEntry.objects.filter(kind=LedgerKind.USAGE, usage_date__gte=first, usage_date__lte=last)
         .values("organization_id", "usage_date").annotate(total=Sum("amount")).order_by()
     }
-    cells = sorted(set(events) | set(hourly) | set(daily) | set(by_key) | set(ledger))
+    cells = sorted(set(events).union(ledger, *levels.values()))
     public_ids = dict(Organization.objects.filter(pk__in={org for org, _ in cells}).values_list("pk", "public_id"))
     mismatches = []
     for cell in cells:
         seen = events.get(cell, Totals())
         row = DayMismatch(
             organization_id=public_ids.get(cell[0], str(cell[0])), day=cell[1], events=seen,
-            ledger_cost=ledger.get(cell, ZERO), hourly=hourly.get(cell, Totals()), daily=daily.get(cell, Totals()),
-            by_key=by_key.get(cell, Totals()),
+            ledger_cost=ledger.get(cell, ZERO),
+            levels={name: level.get(cell, Totals()) for name, level in levels.items()},
         )
         # Costs are exact (12 places) in events and rollups; the ledger charged each day's exact
         # cost rounded up once (billing/money.py).
-        if ceil_micro(seen.cost) != row.ledger_cost or not seen == row.hourly == row.daily == row.by_key:
+        if ceil_micro(seen.cost) != row.ledger_cost or any(totals != seen for totals in row.levels.values()):
             mismatches.append(row)
     return mismatches

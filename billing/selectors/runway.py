@@ -1,15 +1,16 @@
 """The runway forecast: how long the balance lasts at the last 7 UTC days' average spend, read
-from the hourly rollups (today so far and the 6 days before, divided by 7)."""
+from the per-project daily rollups (today so far and the 6 days before, divided by 7): days x
+projects rows, whatever the number of keys, models or hours."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Sum
 
-from ..models import BillingAccount, UsageRollup
+from ..models import BillingAccount, UsageProjectDailyRollup
 from ..money import format_money
 from ..timeutils import today_utc
 
@@ -27,8 +28,8 @@ def runway_forecast(*, organization_id: int, balance: Decimal | None = None, now
     if balance is None:
         account = BillingAccount.objects.filter(organization_id=organization_id).only("balance").first()
         balance = account.balance if account else Decimal(0)
-    start = datetime.combine(today_utc(now) - timedelta(days=RUNWAY_DAYS - 1), time.min, tzinfo=UTC)
-    spent = UsageRollup.objects.filter(organization_id=organization_id, hour__gte=start).aggregate(
+    first = today_utc(now) - timedelta(days=RUNWAY_DAYS - 1)
+    spent = UsageProjectDailyRollup.objects.filter(organization_id=organization_id, day__gte=first).aggregate(
         total=Sum("cost")
     )["total"] or Decimal(0)
     if spent <= 0:

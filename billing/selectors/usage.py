@@ -13,7 +13,7 @@ from orgs.models import Organization
 from projects.models import KeyStatus, Project, key_status
 from projects.permissions import may_see_key
 
-from ..models import UsageDailyRollup, UsageKeyDailyRollup
+from ..models import UsageDailyRollup, UsageKeyDailyRollup, UsageModelDailyRollup, UsageProjectDailyRollup
 from ..money import ZERO
 from ..timeutils import today_utc
 
@@ -78,17 +78,16 @@ def usage_range(*, days: int, today: date | None = None) -> tuple[date, date]:
     return last - timedelta(days=days - 1), last
 
 
-def _rollups(*, organization: Organization, project: Project | None, first: date,
-             last: date) -> QuerySet[UsageDailyRollup]:
-    """The daily rollups (per project, model and day) of the range: their size grows with days x
-    projects x models, never with the number of keys, hours or events."""
-    # Served by usagedaily_unique_project_model_day or usagedaily_org_day.
-    rows = (
-        UsageDailyRollup.objects.filter(project=project)
-        if project is not None
-        else UsageDailyRollup.objects.filter(organization=organization)
-    )
+def _in_range(rows: QuerySet[Any], first: date, last: date) -> QuerySet[Any]:
     return rows.filter(day__gte=first, day__lte=last)
+
+
+def _project_days(*, organization: Organization, project: Project | None) -> QuerySet[UsageProjectDailyRollup]:
+    """The per-project daily level: days x projects rows, whatever the number of keys, models,
+    hours or events (served by usageprojectdaily_org_day or usageprojectdaily_unique_project_day)."""
+    if project is not None:
+        return UsageProjectDailyRollup.objects.filter(project=project)
+    return UsageProjectDailyRollup.objects.filter(organization=organization)
 
 
 _SUMS = {
@@ -114,7 +113,7 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal:
     return (part * 100 / whole).quantize(_PERCENT)
 
 
-def _daily(rollups: QuerySet[UsageDailyRollup], first: date, last: date) -> list[UsageDay]:
+def _daily(rollups: QuerySet[UsageProjectDailyRollup], first: date, last: date) -> list[UsageDay]:
     sums = {row["day"]: row for row in rollups.values("day").annotate(**_SUMS).order_by()}
     every_day = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     peak_cost = max((row["cost_sum"] or ZERO for row in sums.values()), default=ZERO)
@@ -138,7 +137,7 @@ def _total(daily: list[UsageDay]) -> Usage:
     )
 
 
-def _by_model(rollups: QuerySet[UsageDailyRollup], total: Decimal) -> list[UsageGroup]:
+def _by_model(rollups: QuerySet[Any], total: Decimal) -> list[UsageGroup]:
     rows = rollups.values("model").annotate(**_SUMS).order_by("-cost_sum", "model")
     return [
         UsageGroup(label=row["model"], ref=row["model"], share=_percent(row["cost_sum"] or ZERO, total),
@@ -149,7 +148,7 @@ def _by_model(rollups: QuerySet[UsageDailyRollup], total: Decimal) -> list[Usage
 
 def _report(*, organization: Organization, project: Project | None, days: int, today: date | None) -> UsageReport:
     first, last = usage_range(days=days, today=today)
-    daily = _daily(_rollups(organization=organization, project=project, first=first, last=last), first, last)
+    daily = _daily(_in_range(_project_days(organization=organization, project=project), first, last), first, last)
     total = _total(daily)
     peak = max(daily, key=lambda d: d.cost) if total.cost > 0 else None
     return UsageReport(days=days, first_day=first, last_day=last, daily=daily, total=total, peak=peak)
@@ -159,9 +158,10 @@ def organization_usage(*, organization: Organization, days: int = DEFAULT_USAGE_
                        today: date | None = None) -> UsageReport:
     """The organization's consumption per UTC day over the last `days` days, by project and by model."""
     report = _report(organization=organization, project=None, days=days, today=today)
-    rollups = _rollups(organization=organization, project=None, first=report.first_day, last=report.last_day)
+    first, last = report.first_day, report.last_day
     projects = (
-        rollups.values("project__public_id", "project__name", "project__archived_at")
+        _in_range(_project_days(organization=organization, project=None), first, last)
+        .values("project__public_id", "project__name", "project__archived_at")
         .annotate(**_SUMS)
         .order_by("-cost_sum", "project__name")
     )
@@ -174,10 +174,9 @@ def organization_usage(*, organization: Organization, days: int = DEFAULT_USAGE_
         )
         for row in projects
     )
-    report.by_model.extend(_by_model(rollups, report.total.cost))
+    models = _in_range(UsageModelDailyRollup.objects.filter(organization=organization), first, last)
+    report.by_model.extend(_by_model(models, report.total.cost))
     return report
-
-
 
 
 def _inactive_label(status: KeyStatus) -> str:
@@ -193,10 +192,10 @@ def project_usage(*, project: Project, viewer_id: int, viewer_role: int, days: i
     """
     organization = project.organization
     report = _report(organization=organization, project=project, days=days, today=today)
-    rollups = _rollups(organization=organization, project=project, first=report.first_day, last=report.last_day)
-    report.by_model.extend(_by_model(rollups, report.total.cost))
+    models = _in_range(UsageDailyRollup.objects.filter(project=project), report.first_day, report.last_day)
+    report.by_model.extend(_by_model(models, report.total.cost))
     keys = (
-        UsageKeyDailyRollup.objects.filter(project=project, day__gte=report.first_day, day__lte=report.last_day)
+        _in_range(UsageKeyDailyRollup.objects.filter(project=project), report.first_day, report.last_day)
         .values(
             "api_key__public_id", "api_key__name", "api_key__hint", "api_key__created_by_id",
             "api_key__revoked_at", "api_key__expires_at",

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from console.errors import DomainError
@@ -40,7 +40,7 @@ from ..models import (
     InvoiceStatus,
     LedgerEntry,
     LedgerKind,
-    UsageRollup,
+    UsageDailyRollup,
 )
 from ..money import ZERO, format_money, quantize_cent
 from ..selectors.pages import issuer_lines
@@ -160,10 +160,12 @@ def _usage_lines(request: InvoiceRequest) -> list[_Line]:
         raise DomainError(f"Invoice request {request.pk} has no month.", code="invalid_invoice_request")
     start, end = _month_bounds(request.month)
     rows = (
-        UsageRollup.objects.filter(organization_id=request.organization_id, hour__gte=start, hour__lt=end)
+        # The daily per-project-and-model level: days x projects x models rows, not keys x hours.
+        UsageDailyRollup.objects.filter(organization_id=request.organization_id, day__gte=start.date(),
+                                        day__lt=end.date())
         .values("project__name", "project__public_id", "model")
         .annotate(requests=Sum("requests"), input=Sum("input_tokens"), output=Sum("output_tokens"),
-                  cost=Sum("cost"), n=Count("id"))
+                  cost=Sum("cost"))
         .order_by("project__name", "project__public_id", "model")
     )
     return [

@@ -1,5 +1,7 @@
-"""Rollups: usage events folded into the rows pages read: per key, model and hour; per project,
-model and day (the organization's charts); per key and day (the project's key breakdown)."""
+"""Rollups: usage events folded into the rows pages read. Hourly per key and model (the finest
+level, kept forever); daily per project (the charts' days, the project breakdown, the runway), per
+organization and model (the model breakdown), per project and model (the project's model
+breakdown, invoices) and per key (the project's key breakdown)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from ..models import UsageBatch, UsageDailyRollup, UsageEvent, UsageKeyDailyRollup, UsageRollup
+from ..models import (
+    UsageBatch,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageKeyDailyRollup,
+    UsageModelDailyRollup,
+    UsageProjectDailyRollup,
+    UsageRollup,
+)
 from .retry import atomic_with_retry
 
 logger = structlog.get_logger(__name__)
@@ -29,8 +39,7 @@ class AggregateResult:
 
 
 def usage_aggregate(*, batches_per_step: int = 200, max_steps: int = 50) -> AggregateResult:
-    """Fold the events of batches not yet folded into the rollups (hourly per key and model, daily
-    per project and model, daily per key).
+    """Fold the events of batches not yet folded into every rollup level (module docstring).
 
     Each step folds some batches and marks them folded in the same transaction, so a crash leaves
     them to the next run and nothing is counted twice. The watermark is that per-batch mark rather
@@ -58,25 +67,34 @@ _SUMS = "requests = {t}.requests + excluded.requests, input_tokens = {t}.input_t
     "output_tokens = {t}.output_tokens + excluded.output_tokens, cost = {t}.cost + excluded.cost"
 
 
+# The daily levels: each model, the columns it groups by (besides the day) and its unique constraint.
+_DAILY_LEVELS = (
+    (UsageDailyRollup, "organization_id, project_id, model", "project_id, model, day"),
+    (UsageKeyDailyRollup, "organization_id, project_id, api_key_id", "api_key_id, day"),
+    (UsageProjectDailyRollup, "organization_id, project_id", "project_id, day"),
+    (UsageModelDailyRollup, "organization_id, model", "organization_id, day, model"),
+)
+
+
 def _upserts(day: str) -> list[str]:
-    """The three levels, each an `INSERT … SELECT … FROM g … ON CONFLICT … DO UPDATE` adding to the
-    row, where `g` is the batches' events grouped per key, model and hour. `WHERE true` keeps
-    SQLite's parser from reading ON CONFLICT as a join's ON."""
-    hourly, daily, by_key = (m._meta.db_table for m in (UsageRollup, UsageDailyRollup, UsageKeyDailyRollup))
+    """Every level, each an `INSERT … SELECT … FROM g … ON CONFLICT … DO UPDATE` adding to the row,
+    where `g` is the batches' events grouped per key, model and hour. `WHERE true` keeps SQLite's
+    parser from reading ON CONFLICT as a join's ON."""
+    hourly = UsageRollup._meta.db_table
     # Fixed identifiers and expressions only; values travel as parameters of the grouped SELECT.
-    return [
+    upserts = [
         f"INSERT INTO {hourly} (organization_id, project_id, api_key_id, model, hour, requests, input_tokens, "  # noqa: S608 -- fixed identifiers  # nosec B608
         "output_tokens, cost) SELECT organization_id, project_id, api_key_id, model, hour, n, i, o, c FROM g "
         f"WHERE true ON CONFLICT (api_key_id, model, hour) DO UPDATE SET {_SUMS.format(t=hourly)}",
-        f"INSERT INTO {daily} (organization_id, project_id, model, day, requests, input_tokens, output_tokens, cost) "  # noqa: S608 -- fixed identifiers  # nosec B608
-        f"SELECT organization_id, project_id, model, {day}, sum(n), sum(i), sum(o), sum(c) FROM g WHERE true "
-        f"GROUP BY organization_id, project_id, model, {day} "
-        f"ON CONFLICT (project_id, model, day) DO UPDATE SET {_SUMS.format(t=daily)}",
-        f"INSERT INTO {by_key} (organization_id, project_id, api_key_id, day, requests, input_tokens, output_tokens, "  # noqa: S608 -- fixed identifiers  # nosec B608
-        f"cost) SELECT organization_id, project_id, api_key_id, {day}, sum(n), sum(i), sum(o), sum(c) FROM g "
-        f"WHERE true GROUP BY organization_id, project_id, api_key_id, {day} "
-        f"ON CONFLICT (api_key_id, day) DO UPDATE SET {_SUMS.format(t=by_key)}",
     ]
+    for model, columns, unique in _DAILY_LEVELS:
+        table = model._meta.db_table
+        upserts.append(
+            f"INSERT INTO {table} ({columns}, day, requests, input_tokens, output_tokens, cost) "  # noqa: S608 -- fixed identifiers  # nosec B608
+            f"SELECT {columns}, {day}, sum(n), sum(i), sum(o), sum(c) FROM g WHERE true GROUP BY {columns}, {day} "
+            f"ON CONFLICT ({unique}) DO UPDATE SET {_SUMS.format(t=table)}"
+        )
+    return upserts
 
 
 def _aggregate_step(limit: int) -> AggregateResult:

@@ -16,6 +16,8 @@ from billing.models import (
     UsageDailyRollup,
     UsageEvent,
     UsageKeyDailyRollup,
+    UsageModelDailyRollup,
+    UsageProjectDailyRollup,
     UsageRollup,
 )
 from billing.money import ZERO, ceil_micro
@@ -115,13 +117,14 @@ def rollup(key: APIKey, when: datetime, *, model: str = "acme-small", cost: str 
     """An hourly rollup row and its share of the daily levels, as usage_aggregate would fold them."""
     sums = {"requests": requests, "input_tokens": input_tokens, "output_tokens": output_tokens, "cost": Decimal(cost)}
     day = when.astimezone(UTC).date()
-    for model_class, lookup in (
-        (UsageDailyRollup, {"project_id": key.project_id, "model": model, "day": day}),
-        (UsageKeyDailyRollup, {"api_key": key, "day": day}),
+    project, organization = {"project_id": key.project_id}, {"organization_id": key.organization_id}
+    for model_class, lookup, defaults in (
+        (UsageDailyRollup, {**project, "model": model, "day": day}, organization),
+        (UsageKeyDailyRollup, {"api_key": key, "day": day}, {**organization, **project}),
+        (UsageProjectDailyRollup, {**project, "day": day}, organization),
+        (UsageModelDailyRollup, {**organization, "model": model, "day": day}, {}),
     ):
-        row, _created = model_class.objects.get_or_create(
-            **lookup, defaults={"organization_id": key.organization_id, "project_id": key.project_id}
-        )
+        row, _created = model_class.objects.get_or_create(**lookup, defaults=defaults)
         model_class.objects.filter(pk=row.pk).update(**{name: F(name) + value for name, value in sums.items()})
     return UsageRollup.objects.create(
         organization_id=key.organization_id, project_id=key.project_id, api_key=key, model=model, hour=when, **sums

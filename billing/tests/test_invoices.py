@@ -23,11 +23,10 @@ from billing.models import (
     InvoiceStatus,
     LedgerEntry,
     LedgerKind,
-    UsageRollup,
 )
 from billing.services.invoices import invoice_issue, invoice_request_create
 from billing.services.ledger import ledger_post
-from billing.tests.factories import ProjectFactory, make_api_key
+from billing.tests.factories import ProjectFactory, make_api_key, rollup
 from console.tests.factories import UserFactory
 from console.tests.test_outbox import run_in_threads
 from orgs.models import Membership, Role
@@ -167,9 +166,8 @@ class TestIssuing:
         for project, model, cost in ((web, "large", "12.345"), (web, "small", "0.004"), (batch, "large", "1.50")):
             _raw, key = make_api_key(project=project)
             for h in (0, 5):
-                UsageRollup.objects.create(organization=org, project=project, api_key=key, model=model,
-                                           hour=hour + timedelta(hours=h), requests=10, input_tokens=1000,
-                                           output_tokens=500, cost=Decimal(cost))
+                rollup(key, hour + timedelta(hours=h), model=model, cost=cost, requests=10, input_tokens=1000,
+                       output_tokens=500)
         ledger_post(organization=org, kind=LedgerKind.TOPUP, amount=Decimal(50), reference="p", actor=None)
         LedgerEntry.objects.create(organization=org, kind=LedgerKind.USAGE, amount=Decimal("-27.698"),
                                    balance_after=Decimal(0), usage_date=hour.date())

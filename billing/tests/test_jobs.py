@@ -13,7 +13,15 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.api import usage_report
-from billing.models import LedgerEntry, LedgerKind, UsageBatch, UsageEvent, UsageRollup
+from billing.models import (
+    LedgerEntry,
+    LedgerKind,
+    UsageBatch,
+    UsageEvent,
+    UsageModelDailyRollup,
+    UsageProjectDailyRollup,
+    UsageRollup,
+)
 from billing.selectors.reconcile import usage_reconcile
 from billing.services import rollups as rollup_service
 from billing.services.rollups import usage_aggregate
@@ -62,6 +70,34 @@ def test_events_are_folded_per_key_model_and_hour(setup):
     }
     rollup = UsageRollup.objects.get(api_key=key2)
     assert (rollup.project_id, rollup.organization_id) == (key2.project_id, key2.organization_id)
+
+
+def test_the_daily_levels_the_pages_read_hold_each_project_and_model_day(setup):
+    key, key2 = setup
+    next_day = HOUR + timedelta(days=1)
+    usage_report([
+        usage_event("a", key, "small", input_tokens=100, output_tokens=10, occurred_at=HOUR),
+        usage_event("b", key, "large", input_tokens=1000, output_tokens=0, occurred_at=HOUR + timedelta(hours=3)),
+        usage_event("c", key2, "small", input_tokens=5, output_tokens=5, occurred_at=HOUR),
+        usage_event("d", key2, "small", input_tokens=1, output_tokens=1, occurred_at=next_day),
+    ])
+    usage_aggregate()
+    usage_report([usage_event("e", key, "small", input_tokens=100, output_tokens=10, occurred_at=HOUR)])
+    usage_aggregate()  # a later batch adds to the same rows
+    by_project = {(r.project_id, r.day): (r.requests, r.input_tokens, r.output_tokens, r.cost)
+                  for r in UsageProjectDailyRollup.objects.all()}
+    assert by_project == {
+        (key.project_id, HOUR.date()): (3, 1200, 20, Decimal("0.010240")),
+        (key2.project_id, HOUR.date()): (1, 5, 5, Decimal("0.000015")),
+        (key2.project_id, next_day.date()): (1, 1, 1, Decimal("0.000003")),
+    }
+    by_model = {(r.model, r.day): (r.requests, r.cost) for r in UsageModelDailyRollup.objects.all()}
+    assert by_model == {
+        ("small", HOUR.date()): (3, Decimal("0.000255")),
+        ("large", HOUR.date()): (1, Decimal("0.010000")),
+        ("small", next_day.date()): (1, Decimal("0.000003")),
+    }
+    assert {r.organization_id for r in UsageModelDailyRollup.objects.all()} == {key.organization_id}
 
 
 def test_later_batches_add_to_existing_rollups_and_reruns_change_nothing(setup):

@@ -13,7 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.api import usage_report
-from billing.models import LedgerKind, UsageDailyRollup, UsageKeyDailyRollup, UsageRollup
+from billing.models import (
+    LedgerKind,
+    UsageDailyRollup,
+    UsageKeyDailyRollup,
+    UsageModelDailyRollup,
+    UsageProjectDailyRollup,
+    UsageRollup,
+)
 from billing.services.ledger import ledger_post
 from billing.services.rollups import usage_aggregate
 from billing.tests.factories import PriceFactory, ProjectFactory, fund, make_api_key, usage_event
@@ -31,7 +38,7 @@ def grow(org: Organization, project: Project, *, projects: int, keys: int, model
     PriceFactory(model=f"{tag}-m0")
     targets = [project, *(ProjectFactory(organization=org, name=f"{tag} project {n}") for n in range(projects))]
     today = today_utc()
-    hourly, daily, by_key = [], [], []
+    hourly, daily, by_key, by_project = [], [], [], []
     sums = {"requests": 2, "input_tokens": 100, "output_tokens": 50, "cost": Decimal("0.10")}
     for target in targets:
         for k in range(keys):
@@ -47,9 +54,16 @@ def grow(org: Organization, project: Project, *, projects: int, keys: int, model
         daily += [UsageDailyRollup(organization_id=org.pk, project_id=target.pk, model=f"{tag}-m{m}",
                                    day=today - timedelta(days=n), **{**sums, "requests": 2 * keys})
                   for n in range(days) for m in range(models)]
-    UsageRollup.objects.bulk_create(hourly)
-    UsageDailyRollup.objects.bulk_create(daily)
-    UsageKeyDailyRollup.objects.bulk_create(by_key)
+        by_project += [UsageProjectDailyRollup(organization_id=org.pk, project_id=target.pk,
+                                               day=today - timedelta(days=n), **{**sums, "requests": 2 * keys * models})
+                       for n in range(days)]
+    by_model = [UsageModelDailyRollup(organization_id=org.pk, model=f"{tag}-m{m}", day=today - timedelta(days=n),
+                                      **{**sums, "requests": 2 * keys * len(targets)})
+                for n in range(days) for m in range(models)]
+    for model_class, rows in ((UsageRollup, hourly), (UsageDailyRollup, daily), (UsageKeyDailyRollup, by_key),
+                              (UsageProjectDailyRollup, by_project), (UsageModelDailyRollup, by_model)):
+        # A project's day may already hold what an earlier grow's real events folded into it.
+        model_class.objects.bulk_create(rows, ignore_conflicts=True)
     usage_aggregate()
     for n in range(topups):
         ledger_post(organization=org, kind=LedgerKind.TOPUP, amount=Decimal("5"), reference=f"{tag}-topup-{n}",

@@ -3,7 +3,7 @@ since localstripe sends no webhook for refunds) and the runway forecast."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,11 +13,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import CardPayment, LedgerEntry, LedgerKind, UsageRollup
+from billing.models import CardPayment, LedgerEntry, LedgerKind
 from billing.selectors.runway import runway_forecast
 from billing.services.alerts import balance_alert_update
 from billing.services.ledger import ledger_post
-from billing.tests.factories import ProjectFactory, fund, make_api_key
+from billing.tests.factories import ProjectFactory, fund, make_api_key, rollup
 from billing.tests.test_payments import balance, deliver_succeeded, pay
 from console.models import OutboxEmail
 from console.tests.factories import UserFactory
@@ -109,20 +109,17 @@ def test_a_refund_event_before_the_payment_event_credits_then_refunds(org, clien
 # --- runway ---------------------------------------------------------------------------------------
 
 
-def spend(org: Any, per_day: str, days: int) -> None:
+def spend(org: Any, per_day: str, days: int, *, days_ago: int = 0) -> None:
     _raw, key = make_api_key(project=ProjectFactory(organization=org))
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
-    for n in range(days):
-        UsageRollup.objects.create(organization=org, project=key.project, api_key=key, model="m",
-                                   hour=now - timedelta(days=n), requests=1, cost=Decimal(per_day))
+    for n in range(days_ago, days_ago + days):
+        rollup(key, now - timedelta(days=n), model="m", cost=per_day)
 
 
 def test_runway_from_the_last_7_days_of_rollups(org, client_as):
     fund(org, "20")
     spend(org, "2", days=7)
-    old = datetime.now(tz=UTC) - timedelta(days=30)
-    spend(org, "100", days=1)
-    UsageRollup.objects.filter(organization=org, cost=Decimal("100")).update(hour=old)  # outside the window
+    spend(org, "100", days=1, days_ago=7)  # outside the window: today and the 6 days before
     runway = runway_forecast(organization_id=org.pk)
     assert runway.text == "At the last 7 days' average spend ($2.00/day), your balance lasts about 10 days."
     client = client_as("admin")

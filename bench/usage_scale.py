@@ -168,38 +168,52 @@ def _rollups_from_events(cursor: object, batch: int) -> None:
         FROM billing_usageevent WHERE batch_id = %s GROUP BY 1, 2, 3, 4, 5
         """, [batch],
     )
-    for table, columns, group in (
-        ("billing_usagedailyrollup", "organization_id, project_id, model", "organization_id, project_id, model"),
-        ("billing_usagekeydailyrollup", "organization_id, project_id, api_key_id",
-         "organization_id, project_id, api_key_id"),
-    ):
+    from billing.services.rollups import _DAILY_LEVELS
+
+    for model, columns, _unique in _DAILY_LEVELS:
         cursor.execute(  # type: ignore[attr-defined]
             f"""
-            INSERT INTO {table} ({columns}, day, requests, input_tokens, output_tokens, cost)
-            SELECT {group}, (occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(input_tokens),
+            INSERT INTO {model._meta.db_table} ({columns}, day, requests, input_tokens, output_tokens, cost)
+            SELECT {columns}, (occurred_at AT TIME ZONE 'UTC')::date, count(*), sum(input_tokens),
                    sum(output_tokens), sum(cost)
-            FROM billing_usageevent WHERE batch_id = %s GROUP BY {group}, (occurred_at AT TIME ZONE 'UTC')::date
+            FROM billing_usageevent WHERE batch_id = %s GROUP BY {columns}, (occurred_at AT TIME ZONE 'UTC')::date
             """, [batch],  # noqa: S608 -- fixed identifiers
         )
 
 
 def _wide_org(*, keys: int, models: int, days: int) -> dict[str, object]:
     """The rollups usage_aggregate would have made for `keys` keys x `models` models active every
-    hour of `days` days (12 calls an hour each): the daily levels the pages read, in SQL."""
+    hour of `days` days (12 calls an hour each), in SQL: every daily level, and the hourly one for
+    the last 7 days (keys x models x 168 rows: what a page reading hours would pay for)."""
     from django.db import connection
 
     base, key_ids = _org_with_keys(keys)
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO billing_usagedailyrollup (organization_id, project_id, model, day, requests, input_tokens,
-                output_tokens, cost)
-            SELECT k.organization_id, k.project_id, 'bench-model-' || m, current_date - d, 288 * count(*),
-                   288 * count(*) * 600, 288 * count(*) * 150, 288 * count(*) * 0.0009
-            FROM projects_apikey k, generate_series(0, %(models)s - 1) m, generate_series(0, %(days)s - 1) d
-            WHERE k.id = ANY(%(keys)s) GROUP BY 1, 2, 3, 4
-            """, {"models": models, "days": days, "keys": key_ids},
+            INSERT INTO billing_usagerollup (organization_id, project_id, api_key_id, model, hour, requests,
+                input_tokens, output_tokens, cost)
+            SELECT k.organization_id, k.project_id, k.id, 'bench-model-' || m, date_trunc('hour', now()) - h * interval
+                   '1 hour', 12, 12 * 600, 12 * 150, 12 * 0.0009
+            FROM projects_apikey k, generate_series(0, %(models)s - 1) m, generate_series(0, 7 * 24 - 1) h
+            WHERE k.id = ANY(%(keys)s)
+            """, {"models": models, "keys": key_ids},
         )
+        for table, columns, select in (
+            ("billing_usagedailyrollup", "organization_id, project_id, model",
+             "k.organization_id, k.project_id, 'bench-model-' || m"),
+            ("billing_usageprojectdailyrollup", "organization_id, project_id", "k.organization_id, k.project_id"),
+            ("billing_usagemodeldailyrollup", "organization_id, model", "k.organization_id, 'bench-model-' || m"),
+        ):
+            cursor.execute(
+                f"""
+                INSERT INTO {table} ({columns}, day, requests, input_tokens, output_tokens, cost)
+                SELECT {select}, current_date - d, 288 * count(*), 288 * count(*) * 600, 288 * count(*) * 150,
+                       288 * count(*) * 0.0009
+                FROM projects_apikey k, generate_series(0, %(models)s - 1) m, generate_series(0, %(days)s - 1) d
+                WHERE k.id = ANY(%(keys)s) GROUP BY {select}, current_date - d
+                """, {"models": models, "days": days, "keys": key_ids},  # noqa: S608 -- fixed identifiers
+            )
         cursor.execute(
             """
             INSERT INTO billing_usagekeydailyrollup (organization_id, project_id, api_key_id, day, requests,

@@ -36,6 +36,7 @@ def main() -> None:
         return rate
 
     print(f"gunicorn: {WORKERS} sync workers; wrk, 10 connections, {SECONDS} s per measurement (req/s)")
+    os.environ["CONSOLE_CONCURRENCY_LEASE_SECONDS"] = "10"  # nothing releases them in a throughput test
     try:
         with gunicorn(app="lean_hello_wsgi") as port:
             measure("warm-up", port, "/api/v1/gateway/authorize", headers)

@@ -1,12 +1,17 @@
-"""For bench/authorize.py only: console.wsgi's application, plus the hello-world JSON view (/healthz)
-served on the gateway's lean stack at /bench/hello-lean, so that authorize can also be compared with
-a hello-world that skips the same middleware it skips. Not part of the product."""
+"""For bench/authorize.py only: console.wsgi's application with a rate tier whose limits are never
+reached (bench/unlimited_tier.py), plus the hello-world JSON view (/healthz) served on the gateway's
+lean stack at /bench/hello-lean, so that authorize can also be compared with a hello-world that
+skips the same middleware it skips. Not part of the product."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from unlimited_tier import never_reached_tiers
+
 from console.wsgi import application as console_application
+
+never_reached_tiers()
 
 LEAN_HELLO = "/bench/hello-lean"
 

@@ -157,8 +157,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 # Content-Security-Policy on every page (django-csp). Scripts come from our origin, or carry the
-# request's nonce ({{ CSP_NONCE }}); never 'unsafe-inline' or eval. Another origin that pages load
-# scripts from (e.g. Stripe.js) is added to CONSOLE_CSP_SCRIPT_SRC, the one list of them.
+# request's nonce ({{ CSP_NONCE }}); never 'unsafe-inline' or eval. CONSOLE_CSP_SCRIPT_SRC lists other
+# origins every page may load scripts from (none by default). Stripe.js is not among them: only the
+# card form's pages admit it, per response (billing.stripe_client.stripe_csp_sources()).
 # Styles keep 'unsafe-inline' for style="" attributes and htmx's indicator style (not scripts).
 CONSOLE_CSP_SCRIPT_SRC: list[str] = env.list("CONSOLE_CSP_SCRIPT_SRC", default=[])
 CONTENT_SECURITY_POLICY = {

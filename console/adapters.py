@@ -8,9 +8,11 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django.contrib.sites.shortcuts import get_current_site
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.urls import reverse
 
+from console.forwarded import client_address
 from console.services import email_enqueue_message
 from orgs.invitations import forget_pending, pending_digest
 from orgs.selectors import invitation_by_digest
@@ -41,6 +43,15 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def get_signup_redirect_url(self, request: HttpRequest) -> str:
         return self._invitation_redirect(request) or super().get_signup_redirect_url(request)
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """allauth's rate limits count per client: the address our trusted proxies vouch for
+        (console.forwarded), not the proxy's own (every login would share one bucket) nor a
+        forwarded header anyone can send."""
+        ip = client_address(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client's IP address.")
+        return ip
 
     def logout(self, request: HttpRequest) -> None:
         # A pending invitation never outlives the session it was opened in: the next person to sign

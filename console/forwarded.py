@@ -1,4 +1,5 @@
-"""The client's address behind reverse proxies, for the audit log and the request log.
+"""The client's address behind reverse proxies, for the audit log, the request log and allauth's
+rate limits; and whether the request came over HTTPS (`X-Forwarded-Proto`, from our proxies only).
 
 `X-Forwarded-For` is a list anyone can start: a client sends `X-Forwarded-For: 6.6.6.6` and each
 proxy appends the address it saw. Only the entries our own proxies appended mean anything, so
@@ -72,6 +73,15 @@ def client_address(
             return str(address)
         nearest = address
     return str(nearest)  # every hop is one of ours: the leftmost is as close to the client as we get
+
+
+def peer_is_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the socket's peer is one of the configured proxies, whose other forwarded headers
+    (`X-Forwarded-Proto`) count. With a hop count every peer is (nothing else reaches the console)."""
+    if settings.CONSOLE_TRUSTED_PROXY_HOPS:
+        return True
+    peer = _address(request.META.get("REMOTE_ADDR", "") or "")
+    return peer is not None and any(peer in network for network in _networks(tuple(settings.CONSOLE_TRUSTED_PROXIES)))
 
 
 @register()

@@ -8,7 +8,21 @@ import structlog
 from django.http import HttpRequest, HttpResponse
 
 from .context import client_ip
-from .forwarded import client_address
+from .forwarded import client_address, peer_is_trusted_proxy
+
+
+class ForwardedProtoMiddleware:
+    """`X-Forwarded-Proto` is the client's word unless a configured proxy sent it: from any other
+    peer it is dropped before SecurityMiddleware (SECURE_PROXY_SSL_HEADER) reads it, so a client
+    that reaches gunicorn directly cannot claim HTTPS."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "HTTP_X_FORWARDED_PROTO" in request.META and not peer_is_trusted_proxy(request):
+            del request.META["HTTP_X_FORWARDED_PROTO"]
+        return self.get_response(request)
 
 
 class RequestContextMiddleware:

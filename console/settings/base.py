@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "console.middleware.ForwardedProtoMiddleware",  # before SecurityMiddleware reads the header
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,6 +71,7 @@ MIDDLEWARE = [
 # The gateway API's own stack (console/handlers.py): token-authenticated JSON, no session or CSRF.
 GATEWAY_PATH_PREFIX = "/api/v1/gateway/"
 GATEWAY_MIDDLEWARE = [
+    "console.middleware.ForwardedProtoMiddleware",  # before SecurityMiddleware reads the header
     "django.middleware.security.SecurityMiddleware",
     "console.handlers.GatewayRequestLogMiddleware",
 ]
@@ -144,8 +146,8 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Uploaded files are private (verification documents): never served from a public MEDIA_URL.
 MEDIA_URL = "/media-not-served/"
 
-# The client's IP (audit log, request log) comes from X-Forwarded-For only as far as these proxies
-# vouch for it: addresses/CIDRs of your reverse proxies, or the number of proxies in front of the
+# The client's IP (audit log, request log, login rate limits) comes from X-Forwarded-For only as far
+# as these proxies vouch for it, and X-Forwarded-Proto counts only from them: addresses/CIDRs of your reverse proxies, or the number of proxies in front of the
 # console. Neither (the default) trusts no header and uses the socket's address. See deploy/README.md.
 CONSOLE_TRUSTED_PROXIES = env.list("CONSOLE_TRUSTED_PROXIES", default=[])
 CONSOLE_TRUSTED_PROXY_HOPS = env.int("CONSOLE_TRUSTED_PROXY_HOPS", default=0)

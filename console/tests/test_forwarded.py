@@ -100,3 +100,38 @@ def test_bad_settings_are_system_check_errors(settings):
     settings.CONSOLE_TRUSTED_PROXIES = ["10.0.0.5"]
     settings.CONSOLE_TRUSTED_PROXY_HOPS = 1
     assert "console.E102" in [m.id for m in run_checks()]
+
+
+@pytest.mark.django_db
+def test_login_rate_limits_count_per_client_behind_our_proxy(client, settings):
+    """allauth's login limit counts the client our proxy vouches for: behind nginx, one client's
+    attempts do not lock out everyone else (they would share the proxy's address)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.ACCOUNT_RATE_LIMITS = {"login": "3/m/ip"}
+    settings.CONSOLE_TRUSTED_PROXIES = ["127.0.0.1"]
+    url = reverse("account_login")
+
+    def attempt(forwarded_for: str) -> int:
+        response = client.post(url, {"login": "nobody@example.com", "password": "wrong"},
+                               REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded_for)
+        return response.status_code
+
+    assert [attempt("203.0.113.7") for _ in range(4)] == [200, 200, 200, 429]
+    assert attempt("198.51.100.9") == 200  # another client behind the same proxy
+    settings.CONSOLE_TRUSTED_PROXIES = []  # nobody vouches: the header is the client's word, not a way out
+    assert [attempt(f"192.0.2.{n}") for n in range(4)] == [200, 200, 200, 429]  # all count as 127.0.0.1
+    cache.clear()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("trusted", "status"), [([], 301), (["127.0.0.1"], 200)])
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(client, settings, trusted, status):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.CONSOLE_TRUSTED_PROXIES = trusted
+    response = client.get(reverse("account_login"), REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == status
+    if status == 301:
+        assert response["Location"].startswith("https://")

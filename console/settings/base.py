@@ -147,8 +147,9 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media-not-served/"
 
 # The client's IP (audit log, request log, login rate limits) comes from X-Forwarded-For only as far
-# as these proxies vouch for it, and X-Forwarded-Proto counts only from them: addresses/CIDRs of your reverse proxies, or the number of proxies in front of the
-# console. Neither (the default) trusts no header and uses the socket's address. See deploy/README.md.
+# as these proxies vouch for it, and X-Forwarded-Proto counts only from them: addresses/CIDRs of
+# your reverse proxies, or the number of proxies in front of the console. Neither (the default)
+# trusts no header and uses the socket's address. See deploy/README.md.
 CONSOLE_TRUSTED_PROXIES = env.list("CONSOLE_TRUSTED_PROXIES", default=[])
 CONSOLE_TRUSTED_PROXY_HOPS = env.int("CONSOLE_TRUSTED_PROXY_HOPS", default=0)
 

@@ -188,10 +188,9 @@ def release(request: HttpRequest) -> HttpResponse:
     authorization_id = request.META.get("HTTP_X_AUTHORIZATION_ID", "").strip()
     if not authorization_id:
         body = _read_body(request, 4096)
-        try:
-            payload: Any = json.loads(body) if body else {}
-        except (UnicodeDecodeError, ValueError):
-            return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
+        payload = _json_body(body) if body else {}
+        if isinstance(payload, JsonResponse):
+            return payload
         value = payload.get("authorization_id") if isinstance(payload, dict) else None
         authorization_id = value if isinstance(value, str) else ""
     if not authorization_id:
@@ -209,6 +208,18 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
         return None
     body = request.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _json_body(body: bytes) -> Any:
+    """The body's JSON value, or the 400 invalid_json answer for anything malformed: bytes that are
+    not UTF-8, bad syntax, a number longer than int() takes, or nesting deeper than Python's
+    recursion limit (json raises RecursionError there, which no ValueError handler catches)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
+    except RecursionError:
+        return _error(RequestError.INVALID_JSON, "The body is nested too deeply.")
 
 
 def _token_count(value: Any) -> int | None:
@@ -290,12 +301,9 @@ def usage(request: HttpRequest) -> HttpResponse:
     body = _read_body(request, limit)
     if body is None:
         return _error(RequestError.PAYLOAD_TOO_LARGE, f"The body is larger than {limit:,} bytes; send smaller batches.")
-    try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return _error(RequestError.INVALID_JSON, "The body is not valid JSON.")
-    except RecursionError:  # nested deeper than the interpreter's recursion limit
-        return _error(RequestError.INVALID_JSON, "The body is nested too deeply.")
+    payload = _json_body(body)
+    if isinstance(payload, JsonResponse):
+        return payload
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
         return _error(RequestError.INVALID_BODY, 'The body must be a JSON object with an "events" array.')

@@ -116,6 +116,18 @@ def test_release_frees_the_slot_by_header_or_body(gateway):
     assert denial(gateway.authorize(raw))["limit"] == "concurrency"  # the forged release freed nothing
 
 
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[" * 2000 + b"]" * 2000, b'[{"":' * 550 + b"1" + b"}]" * 550],
+                         ids=["truncated", "not-utf8", "nested-arrays", "nested-mixed"])
+def test_release_answers_a_malformed_body_as_usage_does(gateway, body):
+    """The same 400 invalid_json as a usage body, never a 500 (nesting deeper than Python's recursion
+    limit raised RecursionError here)."""
+    answer = gateway.client.post("/api/v1/gateway/release", body, content_type="application/json",
+                                 headers={"X-Gateway-Token": "test-gateway-token"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_json")
+    usage = gateway.usage(body=body)
+    assert (usage.status_code, usage.json()["error"]["code"]) == (400, "invalid_json")
+
+
 @override_settings(CONSOLE_RATE_TIERS=tiers(concurrency=1), CONSOLE_CONCURRENCY_LEASE_SECONDS=1)
 def test_a_lease_nobody_releases_expires(gateway):
     raw, key = make_api_key()

@@ -1,14 +1,41 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 
+from console.errors import DomainError
+
 from .models import InvoiceKind, LedgerEntry, LedgerKind
-from .money import format_money
+from .money import format_money, money_amount_parse
 from .selectors.usage import DEFAULT_USAGE_DAYS, USAGE_RANGES
+
+
+class MoneyAmountField(forms.Field):
+    """A money amount a person types, read by `billing.money.money_amount_parse` (ASCII digits, an
+    optional `$`, commas between groups of three, at most 2 decimals) within `minimum`..`maximum`
+    (None: no upper bound). Forms whose bounds are settings set them in `__init__`. Cleans to a Decimal."""
+
+    widget = forms.TextInput
+
+    def __init__(self, *, minimum: Decimal = Decimal(0), maximum: Decimal | None = None, **kwargs: Any) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        return {**super().widget_attrs(widget), "inputmode": "decimal", "maxlength": "32"}
+
+    def to_python(self, value: Any) -> Decimal | None:
+        text = "" if value is None else str(value).strip()
+        if not text:
+            return None
+        try:
+            return money_amount_parse(text, minimum=self.minimum, maximum=self.maximum)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
 
 
 class LedgerFilterForm(forms.Form):
@@ -103,28 +130,38 @@ class AddFundsForm(forms.Form):
     """A preset amount or a custom one (the custom amount wins when both are given)."""
 
     preset = forms.ChoiceField(label="Amount", required=False, widget=forms.RadioSelect)
-    custom = forms.CharField(label="Other amount", required=False, max_length=20,
-                             widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "e.g. 40"}))
+    custom = MoneyAmountField(label="Other amount", required=False,
+                              widget=forms.TextInput(attrs={"placeholder": "e.g. 40"}))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(f"{p:.2f}", format_money(p)) for p in settings.CONSOLE_TOPUP_PRESETS]
         cast(forms.ChoiceField, self.fields["preset"]).choices = choices
-        self.fields["custom"].help_text = (
-            f"From {format_money(settings.CONSOLE_TOPUP_MIN)} to {format_money(settings.CONSOLE_TOPUP_MAX)}."
-        )
+        custom = cast(MoneyAmountField, self.fields["custom"])
+        custom.minimum, custom.maximum = settings.CONSOLE_TOPUP_MIN, settings.CONSOLE_TOPUP_MAX
+        custom.help_text = f"From {format_money(custom.minimum)} to {format_money(custom.maximum)}."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        raw = (data.get("custom") or "").strip() or data.get("preset") or ""
-        if not raw:
+        if "custom" in self.errors:  # a bad custom amount is never replaced by the preset
+            return data
+        amount = data.get("custom")
+        if amount is None and data.get("preset"):
+            amount = Decimal(data["preset"])  # one of the choices, from the settings
+        if amount is None:
             raise forms.ValidationError("Pick an amount or enter one.")
-        data["amount"] = raw
+        data["amount"] = amount
         return data
 
 
 class AutoRechargeForm(forms.Form):
     enabled = forms.BooleanField(label="Recharge automatically", required=False)
-    threshold = forms.DecimalField(label="When the balance drops below", min_value=0, decimal_places=2,
-                                   max_digits=12)
-    amount = forms.DecimalField(label="Add this amount", min_value=0, decimal_places=2, max_digits=12)
+    threshold = MoneyAmountField(label="When the balance drops below")
+    amount = MoneyAmountField(label="Add this amount")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        high = settings.CONSOLE_TOPUP_MAX
+        cast(MoneyAmountField, self.fields["threshold"]).maximum = high
+        amount = cast(MoneyAmountField, self.fields["amount"])
+        amount.minimum, amount.maximum = settings.CONSOLE_TOPUP_MIN, high

@@ -3,7 +3,6 @@ through `card_payment_refund`; the ledger's refund row follows when Stripe's `ch
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -15,13 +14,15 @@ from django.template.response import TemplateResponse
 from console.errors import DomainError, form_add_error
 
 from .admin import ReadOnlyAdmin
+from .forms import MoneyAmountField
 from .models import CardPayment, PaymentProfile, PaymentStatus
+from .money import CENT
 from .services.payments import card_payment_refund
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label="Refund amount", min_value=Decimal("0.01"), decimal_places=2, max_digits=12,
-                                help_text="At most what is left of the payment and what the balance holds.")
+    amount = MoneyAmountField(label="Refund amount", minimum=CENT,
+                              help_text="At most what is left of the payment and what the balance holds.")
 
 
 @admin.register(CardPayment)

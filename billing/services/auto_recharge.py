@@ -28,11 +28,10 @@ from orgs.models import Membership, Organization
 from orgs.permissions import require_org_admin
 
 from ..models import BillingAccount, CardPayment, PaymentKind, PaymentProfile, PaymentStatus, RechargeState
-from ..money import format_money
+from ..money import format_money, money_amount_check
 from ..timeutils import today_utc
 from .alerts import schedule_balance_alert_check
 from .payments import (
-    CENT,
     card_from_setup,
     payment_intent_submit,
     payment_profile,
@@ -100,8 +99,10 @@ def auto_recharge_update(
     the balance is checked after commit, so a threshold above the balance charges at once."""
     require_org_admin(actor, organization.pk)
     errors: dict[str, str] = {}
-    if threshold < 0 or threshold != threshold.quantize(CENT) or threshold > settings.CONSOLE_TOPUP_MAX:
-        errors["threshold"] = f"Enter an amount from 0.00 to {format_money(settings.CONSOLE_TOPUP_MAX)}."
+    try:
+        money_amount_check(threshold, minimum=Decimal(0), maximum=settings.CONSOLE_TOPUP_MAX, field="threshold")
+    except DomainError as exc:
+        errors["threshold"] = exc.message
     try:
         amount = topup_amount_clean(amount)
     except DomainError as exc:

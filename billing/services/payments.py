@@ -9,7 +9,7 @@ an idempotency key, so the library's network retries never create twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import stripe
@@ -33,14 +33,12 @@ from ..models import (
     PaymentProfile,
     PaymentStatus,
 )
-from ..money import format_money
+from ..money import CENT, format_money, money_amount_check, money_amount_parse
 from ..selectors.payments import payment_profile_for
 from ..stripe_client import from_minor_units, stripe_client, to_minor_units
 from .ledger import ledger_post
 
 logger = structlog.get_logger(__name__)
-
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -50,21 +48,13 @@ class PaymentSubmitResult:
     action_client_secret: str = ""
 
 
-def topup_amount_clean(value: object) -> Decimal:
-    """An amount typed or picked by the admin: at most 2 decimals, within the configured range."""
-    try:
-        amount = Decimal(str(value).strip().lstrip("$").replace(",", ""))
-    except (InvalidOperation, ValueError):
-        raise DomainError("Enter an amount such as 25 or 25.50.", code="invalid_amount", field="amount") from None
+def topup_amount_clean(value: Decimal | str) -> Decimal:
+    """A card top-up's amount, typed (`billing.money.money_amount_parse`) or already a Decimal: at
+    most 2 decimals, within CONSOLE_TOPUP_MIN..CONSOLE_TOPUP_MAX."""
     low, high = settings.CONSOLE_TOPUP_MIN, settings.CONSOLE_TOPUP_MAX
-    if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise DomainError("Enter an amount with at most 2 decimal places.", code="invalid_amount", field="amount")
-    if amount < low or amount > high:
-        raise DomainError(
-            f"Enter an amount from {format_money(low)} to {format_money(high)}.", code="amount_out_of_range",
-            field="amount",
-        )
-    return amount
+    if isinstance(value, Decimal):
+        return money_amount_check(value, minimum=low, maximum=high)
+    return money_amount_parse(value, minimum=low, maximum=high)
 
 
 def payment_profile(organization_id: int) -> PaymentProfile:
@@ -398,10 +388,7 @@ def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -
     payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
     if payment.status != PaymentStatus.SUCCEEDED:
         raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
-    if amount <= 0 or amount != amount.quantize(CENT):
-        raise DomainError(
-            "Enter an amount greater than zero with at most 2 decimal places.", code="invalid_amount", field="amount"
-        )
+    money_amount_check(amount, minimum=CENT, maximum=None)
     if amount > payment.refundable:
         left = format_money(payment.refundable)
         raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")

@@ -86,6 +86,25 @@ def test_turning_it_on_needs_a_card_and_sane_amounts(org, client_as, reauthentic
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("threshold", "amount", "field"), [
+    ("\u0661\u0660", "25", "threshold"),  # Arabic-Indic 10
+    ("10", "\uff12\uff15", "amount"),  # fullwidth 25
+    ("1_0", "25", "threshold"),
+    ("10", "$2,5", "amount"),
+])
+def test_auto_recharge_amounts_in_other_digits_are_refused(org, client_as, reauthenticate, stripe_fake, threshold,
+                                                           amount, field):
+    client = reauthenticate(client_as("admin"))
+    response = client.post(reverse("billing:auto_recharge", kwargs={"org_id": org.public_id}),
+                           {"enabled": "", "threshold": threshold, "amount": amount})
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == ["Enter an amount such as 25 or 1,250.50, in digits 0-9."]
+    assert not AuditEvent.objects.filter(organization=org, action="auto_recharge.update").exists()
+    profile = PaymentProfile.objects.filter(organization=org).first()
+    assert profile is None or (profile.auto_recharge_threshold, profile.auto_recharge_amount) == (10, 25)
+
+
+@pytest.mark.django_db
 def test_one_charge_per_crossing_and_the_webhook_credits_it(org, org_admin, stripe_fake):
     arm(org, org_admin, stripe_fake)
     assert auto_recharge_check(organization_id=org.pk) == "charged"

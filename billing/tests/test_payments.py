@@ -207,6 +207,55 @@ def test_bad_amounts_get_a_message_and_create_nothing(org, admin_client, stripe_
     assert response.context["step"] == "amount" and not CardPayment.objects.exists()
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("25", "25"), ("25.5", "25.50"), ("25.50", "25.50"), (" 40 ", "40"), ("$10", "10"), ("0.01", "0.01"),
+    ("1,000", "1000"), ("$1,250.50", "1250.50"), ("12,345,678", "12345678"), ("007", "7"),
+])
+def test_a_typed_money_amount_in_ascii_digits_is_read(text, expected):
+    from billing.money import money_amount_parse
+
+    assert money_amount_parse(text, minimum=Decimal(0), maximum=None) == Decimal(expected)
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("\u0665\u0660", "invalid_amount"),  # Arabic-Indic digits: Decimal() reads 50
+    ("\uff15\uff10.\uff10\uff10", "invalid_amount"),  # fullwidth digits
+    ("\u0967\u0966", "invalid_amount"),  # Devanagari digits
+    ("1_0", "invalid_amount"),  # Decimal() reads 10
+    ("$1,0,0", "invalid_amount"),  # commas not between groups of three
+    ("1,00", "invalid_amount"), ("10,000,00", "invalid_amount"), (",100", "invalid_amount"),
+    ("0,100", "invalid_amount"), ("1,000.", "invalid_amount"), (".5", "invalid_amount"),
+    ("10.001", "invalid_amount"), ("1e3", "invalid_amount"), ("NaN", "invalid_amount"),
+    ("Infinity", "invalid_amount"), ("-5", "invalid_amount"), ("+5", "invalid_amount"), ("$$5", "invalid_amount"),
+    ("5$", "invalid_amount"), ("$ 5", "invalid_amount"), ("²", "invalid_amount"), ("0x1F", "invalid_amount"),
+    ("", "invalid_amount"), ("ten", "invalid_amount"), ("9" * 40, "invalid_amount"),
+    ("4.99", "amount_out_of_range"), ("5,000.01", "amount_out_of_range"),
+])
+def test_any_other_money_text_is_refused_with_a_clear_message(text, code):
+    from billing.money import money_amount_parse
+    from console.errors import DomainError
+
+    with pytest.raises(DomainError) as refused:
+        money_amount_parse(text, minimum=Decimal(5), maximum=Decimal(5000))
+    assert refused.value.code == code and refused.value.message.startswith("Enter an amount")
+
+
+@pytest.mark.parametrize("custom", ["\u0665\u0660", "\uff15\uff10.\uff10\uff10", "1_0", "$1,0,0"])
+def test_add_funds_refuses_digits_other_than_ascii_and_starts_no_payment(org, admin_client, stripe_fake, custom):
+    response = start_card_step(admin_client, org, preset="10.00", custom=custom)
+    assert response.status_code == 200 and response.context["step"] == "amount"
+    assert "Enter an amount such as 25 or 1,250.50, in digits 0-9." in response.content.decode()
+    assert not stripe_fake.client().v1.setup_intents.list().data  # no card form was started
+    paid = admin_client.post(reverse("billing:add_funds_pay", kwargs={"org_id": org.public_id}),
+                             {"amount": custom, "setup_intent": "seti_whatever"}).json()
+    assert paid["code"] == "invalid_amount" and not CardPayment.objects.exists()
+
+
+def test_add_funds_reads_thousands_and_a_dollar_sign(org, admin_client, stripe_fake):
+    response = start_card_step(admin_client, org, custom="$1,250.50")
+    assert response.context["amount"] == Decimal("1250.50") and "Pay $1,250.50" in response.content.decode()
+
+
 def test_a_custom_amount_wins_over_the_preset(org, admin_client, stripe_fake):
     response = start_card_step(admin_client, org, preset="10.00", custom="42.50")
     assert response.context["amount"] == Decimal("42.50") and "Pay $42.50" in response.content.decode()

@@ -93,6 +93,15 @@ def test_a_refund_cannot_exceed_the_balance_or_the_payment(org, paid, staff_clie
     assert not stripe_fake.client().v1.refunds.list().data
 
 
+@pytest.mark.parametrize("amount", ["\uff15", "\u0665", "1_0", "5.001", "0"])
+def test_a_refund_amount_in_other_digits_is_refused_in_the_form(org, paid, staff_client, stripe_fake, amount):
+    page = refund(staff_client, paid, amount)
+    assert "Enter an amount" in page and "requested at Stripe" not in page
+    assert not stripe_fake.client().v1.refunds.list().data
+    paid.refresh_from_db()
+    assert paid.refund_requested == 0
+
+
 def test_a_refund_event_before_the_payment_event_credits_then_refunds(org, client_as, reauthenticate, staff_client,
                                                                        stripe_fake):
     client = reauthenticate(client_as("admin"))

@@ -29,6 +29,7 @@ from billing.forms import (
     BalanceAlertForm,
     InvoiceRequestForm,
     LedgerFilterForm,
+    MoneyAmountField,
     UsageRangeForm,
 )
 from billing.selectors.pages import invoiceable_months, invoiceable_topups
@@ -137,7 +138,8 @@ odd_numbers = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40).map(str),
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.floats().map(repr),
-    st.sampled_from(["-1", "0", "1e309", "NaN", "-Infinity", "0x1F", "١٢٣", "²", "9" * 400, "1_000", " 5 "]),
+    st.sampled_from(["-1", "0", "1e309", "NaN", "-Infinity", "0x1F", "١٢٣", "²", "9" * 400, "1_000", " 5 ",
+                     "\uff15\uff10", "$1,0,0", "1,00.5"]),
 )
 nasty = st.one_of(st.text(max_size=60), control_text, long_text, odd_numbers, st.just(""))
 
@@ -152,6 +154,8 @@ def plausible(field: forms.Field) -> list[str]:
         return ["ana@example.com", "billing@acme.test"]
     if isinstance(field, forms.IntegerField | forms.DecimalField):
         return ["1", "5", "100", "2.50"]
+    if isinstance(field, MoneyAmountField):
+        return ["5", "25.00", "$1,000", "2.50"]
     if isinstance(field, forms.DateField):
         return ["2031-01-01", "2020-01-01"]
     if isinstance(field, forms.BooleanField):

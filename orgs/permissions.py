@@ -121,3 +121,10 @@ def may_grant(issuer_role: int | None, role: int) -> bool:
 def staff_may(user: User, permission: str) -> bool:
     """Platform staff holding `permission` act from the staff admin where members cannot."""
     return bool(user.is_active and user.is_staff and user.has_perm(permission))
+
+
+def require_staff(actor: User | None, permission: str) -> None:
+    """A staff service's re-check: a person acting must be staff holding `permission`, else
+    Forbidden. `None` is the platform itself (a management command, a job), which may."""
+    if actor is not None and not staff_may(actor, permission):
+        raise Forbidden("Only platform staff can do this.", code="not_staff")

@@ -29,7 +29,7 @@ from console.pdf import render_pdf
 from console.services import absolute_url, email_enqueue
 from orgs.audit import audit_record
 from orgs.models import Organization
-from orgs.permissions import require_org_admin
+from orgs.permissions import require_org_admin, require_staff
 
 from ..models import (
     Invoice,
@@ -207,8 +207,9 @@ def invoice_issue(*, request_id: int, actor: User | None) -> Invoice:
 
     The year's counter stays locked only for the inserts, never while a PDF renders, so concurrent
     issues do not queue behind each other's rendering. Refused (DomainError) when the request
-    is not pending or has nothing to invoice.
+    is not pending or has nothing to invoice. Staff only (or the platform itself, `actor=None`).
     """
+    require_staff(actor, "billing.add_invoice")
     with transaction.atomic():
         request = (
             InvoiceRequest.objects.select_for_update(of=("self",))
@@ -303,7 +304,9 @@ def invoice_pdfs_render_missing(*, older_than: timedelta = timedelta(minutes=2))
 
 @transaction.atomic
 def invoice_request_reject(*, request_id: int, actor: User | None, reason: str) -> InvoiceRequest:
-    """Reject a pending request with a reason the org admins see; they may request again."""
+    """Reject a pending request with a reason the org admins see; they may request again. Staff
+    only (or the platform itself, `actor=None`)."""
+    require_staff(actor, "billing.change_invoicerequest")
     reason = reason.strip()
     if not reason or len(reason) > 500:
         raise DomainError(

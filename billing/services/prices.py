@@ -12,6 +12,7 @@ from django.utils import timezone
 from console.errors import DomainError
 from console.models import User
 from orgs.audit import audit_record
+from orgs.permissions import require_staff
 
 from ..models import Price
 
@@ -27,8 +28,10 @@ def price_set(
 ) -> Price:
     """Record a model's price per million tokens from `effective_from` (default: now).
 
-    Earlier prices stay: usage is always costed at the price in force when it occurred.
+    Earlier prices stay: usage is always costed at the price in force when it occurred. Staff only
+    (or the platform itself, `actor=None`).
     """
+    require_staff(actor, "billing.add_price")
     model = model.strip()
     errors: dict[str, str] = {}
     if not model or len(model) > 100:

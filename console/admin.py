@@ -22,6 +22,11 @@ class UserAdmin(BaseUserAdmin[User]):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Deleting a user would cascade their memberships past the services' rules (the last admin,
+        # the invitations they issued, their keys): staff deactivate (is_active) instead.
+        return False
+
 
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin[OutboxEmail]):

@@ -213,6 +213,9 @@ class ContactSalesRequestAdmin(admin.ModelAdmin[ContactSalesRequest]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: ContactSalesRequest | None = None) -> bool:
+        return False  # audited: marking it handled (through the service) is how a request ends
+
     def save_model(self, request: HttpRequest, obj: ContactSalesRequest, form: Any, change: bool) -> None:
         # Through the audited service: who marked it handled, and when, stays on record.
         try:

@@ -84,3 +84,30 @@ def test_only_staff_may_follow_a_contact_sales_request_up(org, org_admin):
     request.refresh_from_db()
     assert request.handled_at is None
     assert not AuditEvent.objects.filter(action="contact_sales.update").exists()
+
+
+def test_staff_cannot_delete_a_contact_sales_request_or_a_user(staff_client, org, org_member):
+    request = _sales_request(org, org_member)
+    url = reverse("admin:orgs_contactsalesrequest_delete", args=[request.pk])
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
+    assert "delete_selected" not in staff_client.get(
+        reverse("admin:orgs_contactsalesrequest_changelist")).content.decode()
+    assert ContactSalesRequest.objects.filter(pk=request.pk).exists()
+    url = reverse("admin:console_user_delete", args=[org_member.pk])
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
+    assert type(org_member).objects.filter(pk=org_member.pk, memberships__organization=org).exists()
+
+
+def test_an_organization_with_ledger_rows_cannot_be_deleted_at_all(org):
+    """Not even outside the admin: the append-only ledger PROTECTs its organization."""
+    from decimal import Decimal
+
+    from django.db.models import ProtectedError
+
+    from billing.models import LedgerEntry, LedgerKind
+    from billing.services.ledger import ledger_post
+
+    ledger_post(organization=org, kind=LedgerKind.TOPUP, amount=Decimal("5"), reference="wire-1", actor=None)
+    with pytest.raises(ProtectedError):
+        org.delete()
+    assert LedgerEntry.objects.filter(organization=org).count() == 1

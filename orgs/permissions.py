@@ -14,7 +14,7 @@ from django.http import Http404
 from console.errors import Forbidden
 from console.models import User
 
-from .models import Invitation, Membership, Role, VerificationRequest
+from .models import Invitation, Membership, Role, VerificationRequest, is_admin_role
 
 
 def access_organization(user: User, org_id: str, *, min_role: int = Role.MEMBER) -> Membership:
@@ -111,11 +111,7 @@ def is_last_admin(membership: Membership) -> bool:
 def may_grant(issuer_role: int | None, role: int) -> bool:
     """May a member with `issuer_role` (None: not a member) hand out `role`, i.e. issue an invitation
     or keep one alive? Only administrators invite, and nobody grants above their own role."""
-    if issuer_role is None:
-        return False
-    if issuer_role < Role.ADMIN:
-        return False
-    return issuer_role >= role
+    return issuer_role is not None and is_admin_role(issuer_role) and issuer_role >= role
 
 
 def staff_may(user: User, permission: str) -> bool:

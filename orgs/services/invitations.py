@@ -45,7 +45,7 @@ def _check_can_invite(*, organization: Organization, actor: User, email: str, ro
     actor_role = require_org_admin(actor, organization.pk).role
     if role not in Role.values:
         raise DomainError("Choose a valid role.", code="invalid_role")
-    if role > actor_role:
+    if not may_grant(actor_role, role):
         raise DomainError("You cannot invite someone with a role above your own.", code="role_above_own")
     blockers = invite_blockers(organization=organization)
     if blockers:

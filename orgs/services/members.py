@@ -18,7 +18,7 @@ from console.models import User
 from ..audit import audit_record
 from ..hooks import run_member_demotion_handlers, run_member_removal_handlers
 from ..models import Membership, Organization, Role
-from ..permissions import is_last_admin, require_org_admin
+from ..permissions import is_last_admin, may_grant, require_org_admin
 from .invitations import invitation_revoke_issued_by
 
 
@@ -56,7 +56,7 @@ def membership_role_change(*, membership: Membership, actor: User, role: int) ->
     membership = _lock_membership(membership, organization)
     if role not in Role.values:
         raise DomainError("Choose a valid role.", code="invalid_role")
-    if role > actor_role:
+    if not may_grant(actor_role, role):
         raise DomainError("You cannot grant a role above your own.", code="role_above_own")
     if membership.role == role:
         return membership

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import DecimalField, F, Value
+from django.db.models.functions import Greatest
 
 from console.errors import DomainError
 from console.models import User
@@ -39,6 +40,15 @@ def lock_accounts(organization_ids: Iterable[int]) -> dict[int, BillingAccount]:
     return accounts
 
 
+def cumulative_topups_lower(*, organization_id: int, amount: Decimal) -> None:
+    """Money paid back (a refund) no longer counts towards the rate tier: the cumulative top-ups go
+    down by it, never below zero (a refund of money that came by adjustment never counted). The
+    gateway reads the column on every call, so the next call sees the lower tier."""
+    Organization.objects.filter(pk=organization_id).update(
+        cumulative_topups=Greatest(F("cumulative_topups") - amount, Value(Decimal(0)), output_field=DecimalField())
+    )
+
+
 @dataclass(frozen=True)
 class LedgerPostResult:
     entry: LedgerEntry
@@ -66,7 +76,7 @@ def ledger_post(
     `amount` is what staff type: positive for top-ups and refunds (a refund pays money back, so the
     balance goes down), signed for adjustments. The reference is unique: posting it again with the
     same content changes nothing and says so (`created=False`); with other content it is refused.
-    Top-ups (only) raise the organization's cumulative top-ups, which set its rate tier.
+    Top-ups raise the organization's cumulative top-ups, which set its rate tier; refunds lower them.
     """
     reference = reference.strip()
     memo = memo.strip()
@@ -115,6 +125,8 @@ def ledger_post(
         account.save(update_fields=["balance", "updated_at"])
         if kind == LedgerKind.TOPUP:
             Organization.objects.filter(pk=organization.pk).update(cumulative_topups=F("cumulative_topups") + amount)
+        elif kind == LedgerKind.REFUND:
+            cumulative_topups_lower(organization_id=organization.pk, amount=amount)
         # A top-up re-arms the balance alert; a refund or adjustment may fire it.
         schedule_balance_alert_check(organization_id=organization.pk)
         audit_record(

@@ -36,7 +36,7 @@ from ..models import (
 from ..money import CENT, format_money, money_amount_check, money_amount_parse
 from ..selectors.payments import payment_profile_for
 from ..stripe_client import from_minor_units, stripe_client, to_minor_units
-from .ledger import ledger_post
+from .ledger import cumulative_topups_lower, ledger_post
 
 logger = structlog.get_logger(__name__)
 
@@ -369,6 +369,7 @@ def charge_refunded(*, charge: dict[str, Any]) -> str:
         # zero by an adjustment (a refund row may not exceed the balance).
         ledger_post(organization=organization, kind=LedgerKind.ADJUSTMENT, amount=-delta, reference=reference,
                     actor=None, memo=f"{memo} (beyond the balance)")
+        cumulative_topups_lower(organization_id=organization.pk, amount=delta)  # as a refund row does
     payment.amount_refunded = refunded
     payment.refund_requested = max(payment.refund_requested, refunded)
     payment.save(update_fields=["amount_refunded", "refund_requested"])

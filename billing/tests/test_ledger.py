@@ -47,6 +47,19 @@ def test_only_top_ups_count_towards_the_rate_tier(org):
     assert organization_rate_limits(org).tier == "Tier1"
 
 
+def test_a_refund_takes_its_amount_off_the_rate_tier_but_never_below_zero(org):
+    post(org, LedgerKind.TOPUP, "25", "pay-1")
+    org.refresh_from_db()
+    assert organization_rate_limits(org).tier == "Tier2"
+    post(org, LedgerKind.REFUND, "15", "refund-1", memo="refund to card")
+    org.refresh_from_db()
+    assert org.cumulative_topups == Decimal("10") and organization_rate_limits(org).tier == "Tier1"
+    post(org, LedgerKind.ADJUSTMENT, "100", "voucher-1", memo="promotional voucher")  # counts for no tier
+    post(org, LedgerKind.REFUND, "50", "refund-2", memo="refund to card")
+    org.refresh_from_db()
+    assert org.cumulative_topups == Decimal("0") and organization_rate_limits(org).tier == "Tier0"
+
+
 def test_the_same_reference_tops_up_once_and_says_so(org):
     first = post(org, LedgerKind.TOPUP, "25", "pay-1")
     again = post(org, LedgerKind.TOPUP, "25", "pay-1")

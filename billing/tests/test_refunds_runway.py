@@ -73,6 +73,19 @@ def test_a_partial_refund_is_posted_when_stripe_confirms_it(org, paid, staff_cli
     assert AuditEvent.objects.filter(organization=org, action="card_payment.refund").exists()
 
 
+def test_a_refund_lowers_the_rate_tier_on_the_next_call(org, paid, staff_client, stripe_fake, gateway):
+    raw, _key = make_api_key(project=ProjectFactory(organization=org))
+    assert gateway.authorize(raw)["X-RateLimit-Limit-Tokens"] == "2000000"  # $10 top-up: Tier1
+    refund(staff_client, paid, "4.00")
+    assert signed_post(Client(), charge_refunded_event(stripe_fake, paid.charge_id)).json()["outcome"] == "refunded"
+    org.refresh_from_db()
+    assert org.cumulative_topups == Decimal("6")
+    answer = gateway.authorize(raw)
+    # Back to Tier0: its limits, and its one concurrent call is the first call's (still open).
+    assert answer.status_code == 429 and answer.json()["error"]["limit"] == "concurrency"
+    assert answer["X-RateLimit-Limit-Tokens"] == "500000"
+
+
 def test_the_rest_refunded_later_and_an_older_event_after_it_change_nothing_twice(org, paid, staff_client,
                                                                                    stripe_fake):
     refund(staff_client, paid, "4.00")

@@ -1,3 +1,5 @@
+"""The billing app: prices, the ledger, usage ingest and rollups, enforcement, alerts, invoices, payments."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

@@ -1,3 +1,5 @@
+"""UTC calendar helpers: budgets, spend counters, rollup days and the ledger's usage days follow UTC."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta

@@ -1,3 +1,6 @@
+"""Billing's pages: the Billing page and ledger, balance alerts, invoices, usage charts, rate-limit
+gauges and card payments (the gateway API's URLs are in api_urls.py)."""
+
 from __future__ import annotations
 
 from django.urls import path

@@ -1,3 +1,6 @@
+"""Billing's pages: the ledger (with CSV), balance alerts, invoice requests and downloads, the
+consumption charts and the rate-limit gauges. Card payments' pages are in payment_views.py."""
+
 from __future__ import annotations
 
 import csv

@@ -1,3 +1,5 @@
+"""The console project app: the User model, the email outbox, settings checks and shared helpers."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

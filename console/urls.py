@@ -1,3 +1,5 @@
+"""The root URLconf: the apps' pages, allauth's accounts, the gateway API, the staff admin, health."""
+
 from __future__ import annotations
 
 from django.conf import settings

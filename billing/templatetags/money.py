@@ -1,3 +1,5 @@
+"""Template filters that show money as people read it (cents, $), from billing/money.py's rules."""
+
 from __future__ import annotations
 
 from decimal import Decimal

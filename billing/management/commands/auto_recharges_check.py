@@ -1,3 +1,5 @@
+"""`manage.py auto_recharges_check`: the auto-recharge beat job, run by hand."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""`manage.py balance_alerts_check`: the balance-alert beat job, run by hand."""
+
 from __future__ import annotations
 
 from typing import Any

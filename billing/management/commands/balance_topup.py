@@ -1,3 +1,5 @@
+"""`manage.py balance_topup`: staff top up an organization (wire transfers), once per reference."""
+
 from __future__ import annotations
 
 from typing import Any

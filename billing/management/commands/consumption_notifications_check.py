@@ -1,3 +1,5 @@
+"""`manage.py consumption_notifications_check`: the consumption-notification sweep, run by hand."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""`manage.py demo_usage` (`make demo-usage`): demo calls that take the demo balance under its alert."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""`manage.py invoice_issue`: staff issue or reject a requested invoice."""
+
 from __future__ import annotations
 
 from typing import Any

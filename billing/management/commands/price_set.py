@@ -1,3 +1,5 @@
+"""`manage.py price_set`: staff record a model's price from a moment on (history is kept)."""
+
 from __future__ import annotations
 
 from decimal import Decimal

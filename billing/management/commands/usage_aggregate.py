@@ -1,3 +1,5 @@
+"""`manage.py usage_aggregate`: the rollup beat job, run by hand."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +10,7 @@ from billing.services.rollups import usage_aggregate
 
 
 class Command(BaseCommand):
-    help = "Fold new usage events into hourly rollups (what beat runs every minute). Safe to repeat."
+    help = "Fold new usage events into the rollups (what beat runs every minute). Safe to repeat."
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = usage_aggregate()

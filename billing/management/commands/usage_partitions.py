@@ -1,3 +1,5 @@
+"""`manage.py usage_partitions`: the partition and retention beat job, run by hand (PostgreSQL)."""
+
 from __future__ import annotations
 
 from typing import Any

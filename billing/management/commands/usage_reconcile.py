@@ -1,3 +1,5 @@
+"""`manage.py usage_reconcile`: the daily check that usage charges equal the events' costs."""
+
 from __future__ import annotations
 
 from datetime import date

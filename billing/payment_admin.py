@@ -17,7 +17,7 @@ from .admin import ReadOnlyAdmin
 from .forms import MoneyAmountField
 from .models import CardPayment, PaymentProfile, PaymentStatus
 from .money import CENT
-from .services.payments import card_payment_refund
+from .services.refunds import card_payment_refund
 
 
 class RefundForm(forms.Form):

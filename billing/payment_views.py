@@ -17,17 +17,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.errors import DomainError, form_add_error
 from console.http import AuthedHttpRequest
-from console.pdf import render_pdf
 from orgs.models import Membership, Role
 from orgs.permissions import access_organization
 
 from .forms import AddFundsForm, AutoRechargeForm
 from .models import PaymentStatus
 from .permissions import access_card_payment
-from .selectors.pages import issuer_lines
 from .selectors.payments import payment_profile_for
 from .services.auto_recharge import auto_recharge_card_remove, auto_recharge_card_save, auto_recharge_update
 from .services.payments import card_setup_start, card_topup_pay, topup_amount_clean
+from .services.receipts import receipt_filename, receipt_pdf
 from .stripe_client import stripe_configured, stripe_csp_sources
 
 
@@ -70,7 +69,7 @@ def _add_funds_card_step(request: AuthedHttpRequest, *, membership: Membership) 
             amount = topup_amount_clean(form.cleaned_data["amount"])
             setup_id, client_secret = card_setup_start(organization=organization, actor=request.user, off_session=False)
         except DomainError as exc:
-            form.add_error("custom", exc.message)
+            form_add_error(form, exc, fields={"invalid_amount": "custom", "amount_out_of_range": "custom"})
         else:
             context.update(step="card", amount=amount, client_secret=client_secret, setup_intent_id=setup_id,
                            **_stripe_context())
@@ -117,12 +116,8 @@ def receipt_download(request: AuthedHttpRequest, org_id: str, intent_id: str) ->
     payment = access_card_payment(request.user, org_id, intent_id=intent_id)
     if payment.status != PaymentStatus.SUCCEEDED:
         raise Http404("No receipt for this payment.")
-    pdf = render_pdf("pdf/receipt.html", {
-        "payment": payment, "organization": payment.organization,
-        "issuer_lines": issuer_lines(),
-    })
-    return HttpResponse(pdf, content_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="receipt-{payment.payment_intent_id}.pdf"',
+    return HttpResponse(receipt_pdf(payment), content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{receipt_filename(payment)}"',
         "Cache-Control": "private, no-store",
     })
 

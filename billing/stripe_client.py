@@ -8,6 +8,8 @@ from decimal import Decimal
 import stripe
 from django.conf import settings
 
+from .money import CENT
+
 
 def stripe_configured() -> bool:
     return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_PUBLISHABLE_KEY and settings.STRIPE_WEBHOOK_SECRET)
@@ -28,7 +30,7 @@ def to_minor_units(amount: Decimal) -> int:
 
 
 def from_minor_units(value: int) -> Decimal:
-    return (Decimal(value) / 100).quantize(Decimal("0.01"))
+    return (Decimal(value) / 100).quantize(CENT)
 
 
 def stripe_csp_sources() -> dict[str, list[str]]:

@@ -18,7 +18,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .services.payments import charge_refunded, payment_intent_failed, payment_intent_succeeded
+from .services.payments import payment_intent_failed, payment_intent_succeeded
+from .services.refunds import charge_refunded
 from .stripe_client import stripe_configured
 
 logger = structlog.get_logger(__name__)

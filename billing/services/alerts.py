@@ -34,7 +34,7 @@ from orgs.permissions import require_org_admin
 from projects.models import Project
 
 from ..models import MAX_ALERT_RECIPIENTS, AlertState, BalanceAlert, BillingAccount, ProjectSpend, SpendPeriod
-from ..money import format_money
+from ..money import CENT, format_money
 from ..selectors.alerts import balance_alert_recipients, consumption_recipients
 from ..selectors.runway import runway_forecast
 
@@ -69,7 +69,7 @@ def _alert_row(organization_id: int) -> BalanceAlert:
 
 def _clean_alert_settings(threshold: Decimal, extra_recipients: Sequence[str]) -> list[str]:
     errors: dict[str, str] = {}
-    if threshold < 0 or threshold >= MAX_THRESHOLD or threshold != threshold.quantize(Decimal("0.01")):
+    if threshold < 0 or threshold >= MAX_THRESHOLD or threshold != threshold.quantize(CENT):
         errors["threshold"] = "Enter an amount from 0.00 up to 999,999.99, with at most 2 decimal places."
     recipients: list[str] = []
     try:  # the one rule for address lists (valid, blanks skipped, de-duplicated): console.services

@@ -1,4 +1,5 @@
-"""Card top-ups on Stripe: the PaymentIntent, the webhook that credits it, refunds and receipts.
+"""Card top-ups on Stripe: the PaymentIntent and the webhooks that credit it or mark it failed.
+(Refunds: `refunds.py`; receipts: `receipts.py`.)
 
 The balance is credited only by a verified `payment_intent.succeeded` webhook, never by the
 browser's return: one ledger top-up per PaymentIntent (reference `stripe:<PaymentIntent id>`), so
@@ -18,25 +19,24 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from console.errors import DomainError, Forbidden
+from console.errors import DomainError
 from console.models import User
-from console.services import absolute_url, email_enqueue
 from orgs.audit import audit_record
 from orgs.models import Organization
 from orgs.permissions import require_org_admin
 
 from ..models import (
-    BillingAccount,
     CardPayment,
     LedgerKind,
     PaymentKind,
     PaymentProfile,
     PaymentStatus,
 )
-from ..money import CENT, format_money, money_amount_check, money_amount_parse
+from ..money import money_amount_check, money_amount_parse
 from ..selectors.payments import payment_profile_for
-from ..stripe_client import from_minor_units, stripe_client, to_minor_units
-from .ledger import cumulative_topups_lower, ledger_post
+from ..stripe_client import stripe_client, to_minor_units
+from .ledger import ledger_post
+from .receipts import card_receipt_email_enqueue
 
 logger = structlog.get_logger(__name__)
 
@@ -259,14 +259,15 @@ def _payment_for_intent(intent: dict[str, Any]) -> CardPayment | None:
     return payment
 
 
-def _charge_id(value: object) -> str:
+def stripe_object_id(value: object) -> str:
+    """The id of an expandable field: the object's `id`, or the field itself when it is the id."""
     if isinstance(value, dict):
         return str(value.get("id", ""))
     return str(value or "")
 
 
-def _credit(payment: CardPayment, *, intent_id: str, charge_id: str) -> str:
-    """Post the payment's top-up (once) and send its receipt; the payment row is locked."""
+def card_payment_credit(payment: CardPayment, *, intent_id: str, charge_id: str) -> str:
+    """Post the payment's top-up (once) and queue its receipt; the caller holds the payment row's lock."""
     if payment.status == PaymentStatus.SUCCEEDED:
         return "duplicate"
     organization = payment.organization
@@ -289,22 +290,7 @@ def _credit(payment: CardPayment, *, intent_id: str, charge_id: str) -> str:
         after={"amount": str(payment.amount), "payment_intent": intent_id, "card": payment.card_label,
                "kind": payment.kind},
     )
-    email_enqueue(
-        to=[organization.registered_email],
-        template="card_receipt",
-        context={
-            "org_name": organization.name,
-            "org_id": organization.public_id,
-            "amount": format_money(payment.amount),
-            "card": payment.card_label,
-            "kind": payment.get_kind_display(),
-            "date": f"{payment.succeeded_at:%b %-d, %Y %H:%M} UTC",
-            "receipt_url": absolute_url("billing:receipt", org_id=organization.public_id, intent_id=intent_id),
-            "billing_url": absolute_url("billing:overview", org_id=organization.public_id),
-        },
-        unique_key=f"card_receipt:{intent_id}",
-        organization_ref=organization.public_id,
-    )
+    card_receipt_email_enqueue(payment=payment)
     return "credited"
 
 
@@ -318,7 +304,8 @@ def payment_intent_succeeded(*, intent: dict[str, Any]) -> str:
     if intent.get("amount") != to_minor_units(payment.amount) or not same_currency:
         logger.error("stripe_webhook_amount_mismatch", payment_intent=intent.get("id"), payment_id=payment.pk)
         return "amount_mismatch"
-    return _credit(payment, intent_id=str(intent["id"]), charge_id=_charge_id(intent.get("latest_charge")))
+    charge_id = stripe_object_id(intent.get("latest_charge"))
+    return card_payment_credit(payment, intent_id=str(intent["id"]), charge_id=charge_id)
 
 
 def payment_intent_failed(*, intent: dict[str, Any]) -> str:
@@ -337,85 +324,3 @@ def payment_intent_failed(*, intent: dict[str, Any]) -> str:
         payment.save(update_fields=["status", "payment_intent_id", "failure_message"])
     payment_failure_record(payment_id=payment.pk)
     return "failed"
-
-
-@transaction.atomic
-def charge_refunded(*, charge: dict[str, Any]) -> str:
-    """Post what Stripe refunded beyond what is already posted (the charge carries the running
-    total), so repeated or reordered `charge.refunded` events post each refunded cent once."""
-    intent_id = _charge_id(charge.get("payment_intent"))
-    payment = (
-        CardPayment.objects.select_for_update().select_related("organization")
-        .filter(payment_intent_id=intent_id).exclude(payment_intent_id="").first()
-    )
-    if payment is None:
-        logger.warning("stripe_webhook_unknown_charge", charge=charge.get("id"), payment_intent=intent_id)
-        return "unknown"
-    if payment.status != PaymentStatus.SUCCEEDED:
-        # The refund overtook `payment_intent.succeeded`: a refunded charge was paid, so credit first.
-        _credit(payment, intent_id=intent_id, charge_id=str(charge.get("id", "")))
-    refunded = from_minor_units(int(charge.get("amount_refunded") or 0))
-    delta = refunded - payment.amount_refunded
-    if delta <= 0:
-        return "duplicate"
-    organization = payment.organization
-    reference = f"stripe-refund:{charge.get('id')}:{to_minor_units(refunded)}"
-    memo = f"Card refund · {payment.card_label}"
-    try:
-        ledger_post(organization=organization, kind=LedgerKind.REFUND, amount=delta, reference=reference,
-                    actor=None, memo=memo)
-    except DomainError:
-        # Spent meanwhile: the money went back to the card all the same, so the balance goes below
-        # zero by an adjustment (a refund row may not exceed the balance).
-        ledger_post(organization=organization, kind=LedgerKind.ADJUSTMENT, amount=-delta, reference=reference,
-                    actor=None, memo=f"{memo} (beyond the balance)")
-        cumulative_topups_lower(organization_id=organization.pk, amount=delta)  # as a refund row does
-    payment.amount_refunded = refunded
-    payment.refund_requested = max(payment.refund_requested, refunded)
-    payment.save(update_fields=["amount_refunded", "refund_requested"])
-    return "refunded"
-
-
-# --- refunds (staff) -------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -> str:
-    """Staff refund part or all of a card top-up at Stripe; the ledger's refund row follows with
-    `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds.
-    The payment row stays locked during the Stripe call, so two refunds of one payment queue."""
-    if not actor.is_staff:
-        raise Forbidden("Only staff refund payments.")
-    payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
-    if payment.status != PaymentStatus.SUCCEEDED:
-        raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
-    money_amount_check(amount, minimum=CENT, maximum=None)
-    if amount > payment.refundable:
-        left = format_money(payment.refundable)
-        raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
-    # Read, not locked: the Stripe call below is slow, and the refund row is posted later (with
-    # charge.refunded) under the ledger's lock, which copes with a balance spent meanwhile.
-    account = BillingAccount.objects.get(organization=payment.organization)
-    if amount > account.balance:
-        raise DomainError(
-            f"A refund cannot exceed the balance ({format_money(account.balance)}).", code="refund_exceeds_balance",
-            field="amount",
-        )
-    requested = max(payment.refund_requested, payment.amount_refunded) + amount
-    try:
-        refund = stripe_client().v1.refunds.create(
-            params={"payment_intent": payment.payment_intent_id, "amount": to_minor_units(amount),
-                    "metadata": {"organization_id": payment.organization.public_id}},
-            options={"idempotency_key": f"refund:{payment.payment_intent_id}:{to_minor_units(requested)}"},
-        )
-    except stripe.StripeError as exc:
-        raise DomainError(
-            f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_refused", field="amount"
-        ) from None
-    payment.refund_requested = requested
-    payment.save(update_fields=["refund_requested"])
-    audit_record(
-        actor=actor, organization=payment.organization, action="card_payment.refund", target=payment,
-        after={"amount": str(amount), "refund": refund.id, "payment_intent": payment.payment_intent_id},
-    )
-    return refund.id

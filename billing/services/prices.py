@@ -15,6 +15,7 @@ from orgs.audit import audit_record
 from orgs.permissions import require_staff
 
 from ..models import Price
+from ..money import MICRO
 
 
 @transaction.atomic
@@ -37,7 +38,7 @@ def price_set(
     if not model or len(model) > 100:
         errors["model"] = "Enter a model name of 1 to 100 characters."
     for name, value in (("input_per_mtok", input_per_mtok), ("output_per_mtok", output_per_mtok)):
-        if value < 0 or value != value.quantize(Decimal("0.000001")) or value >= Decimal(10**6):
+        if value < 0 or value != value.quantize(MICRO) or value >= Decimal(10**6):
             errors[name] = "Enter a price of at least 0 with at most 6 decimal places."
     effective_from = effective_from or timezone.now()
     if not errors and Price.objects.filter(model=model, effective_from=effective_from).exists():

@@ -17,6 +17,8 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
+from tests.gateway.figures import FIGURES
+
 from .world import ACTORS, World, build_world, url_patterns
 
 pytestmark = pytest.mark.django_db
@@ -148,6 +150,12 @@ def test_outsiders_are_always_404_in_the_table():
             assert outsider == 404 or (outsider == 405 and set(signed_in) == {405}), (name, method, outsider)
 
 
+matrix_figures = FIGURES.setdefault(
+    "access matrix", {"URL patterns": len(scoped_patterns()), "visitors": len(COLUMNS), "methods": len(METHODS),
+                      "requests": 0},
+)
+
+
 @pytest.mark.parametrize("name", sorted(scoped_patterns()))
 def test_access(world: World, name: str):
     route = scoped_patterns()[name]
@@ -155,6 +163,7 @@ def test_access(world: World, name: str):
         pytest.fail(f"{name} has no access matrix entry")
     url = url_for(world, name, route, org_kwargs=world.home.kwargs)
     observed = {method: tuple(attempt(world, actor, method, name, url) for actor in COLUMNS) for method in METHODS}
+    matrix_figures["requests"] += len(METHODS) * len(COLUMNS)
     want = dict(zip(METHODS, MATRIX.get(name, ((), ())), strict=True))
     if os.environ.get("MATRIX_PRINT"):
         print(f'\n    "{name}": ({observed["GET"]}, {observed["POST"]}),')
@@ -172,4 +181,5 @@ def test_access(world: World, name: str):
         url = url_for(world, name, route, org_kwargs=mixed)
         for method in METHODS:
             status = attempt(world, "outsider", method, name, url)
+            matrix_figures["requests"] += 1
             assert status == 404 or (status == 405 and set(want[method][2:]) == {405}), (method, status)

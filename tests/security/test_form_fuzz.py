@@ -54,6 +54,7 @@ from projects.forms import (
 )
 from projects.models import Project
 from projects.selectors import addable_org_members
+from tests.gateway.figures import FIGURES
 
 from .test_access_matrix import MATRIX, scoped_patterns, url_for
 from .world import World, build_world
@@ -235,6 +236,11 @@ def _url(world: World, name: str) -> str:
     return url_for(world, name, scoped_patterns()[name], org_kwargs=world.home.kwargs)
 
 
+fuzz_figures = FIGURES.setdefault(
+    "form fuzz", {"form views": len(FORM_VIEWS), "submissions": 0, "rejected, tables compared": 0},
+)
+
+
 @pytest.mark.parametrize("name", sorted(FORM_VIEWS))
 def test_fuzzed_submissions_never_500_and_a_rejected_one_changes_nothing(world: World, name: str):
     view = FORM_VIEWS[name]
@@ -263,7 +269,9 @@ def test_fuzzed_submissions_never_500_and_a_rejected_one_changes_nothing(world: 
             valid = view.form(world, query, files).is_valid()  # as the view will judge it, before it acts
             response = client.get(url, data) if view.method == "GET" else client.post(url, payload)
             assert response.status_code < 500, (response.status_code, data)
+            fuzz_figures["submissions"] += 1
             if view.method == "POST" and not valid:
+                fuzz_figures["rejected, tables compared"] += 1
                 after = fingerprint()
                 changed = [table for table in before if before[table] != after[table]]
                 assert changed == [], f"a rejected submission changed {changed}"

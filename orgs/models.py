@@ -262,8 +262,9 @@ class VerificationRequestStatus(models.TextChoices):
 
 
 def verification_document_path(instance: VerificationRequest, filename: str) -> str:
-    # A random name: the uploader's file name never reaches the file system. The extension
-    # comes from the checked content type (set on the instance before saving).
+    # A random name: the uploader's file name never reaches the file system. The service passes
+    # `document<extension of the detected type>` as `filename` (orgs/services/verification.py), so
+    # the suffix kept here is the checked type's, never the uploader's.
     suffix = PurePath(filename).suffix.lower()
     return f"verification/{secrets.token_hex(16)}{suffix}"
 

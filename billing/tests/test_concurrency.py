@@ -4,6 +4,7 @@
   bounded by the calls in flight, and no call that starts after the crossing is allowed.
 - 10 000 events in overlapping batches from several threads, 30 % re-sent: each stored once, the
   ledger's usage equals the exact sum of event costs rounded up once a day, and the spend counters match.
+- 8 gateways reporting one organization at once (the hot organization): its books stay exact.
 """
 
 from __future__ import annotations
@@ -130,15 +131,7 @@ def test_10000_events_from_threads_with_30_percent_duplicates_are_stored_and_cha
     assert dict(totals) == {"accepted": 10_000, "duplicates": 3_000, "rejected": 0}
     assert UsageEvent.objects.count() == 10_000
     for org in orgs:
-        charged = usage_charged(org)
-        assert charged == usage_due(org)  # each day's exact event cost, rounded up once
-        assert BillingAccount.objects.get(organization=org).balance == Decimal("1000") - charged
-        chain = list(LedgerEntry.objects.filter(organization=org).order_by("id").values_list("amount",
-                                                                                             "balance_after"))
-        running = Decimal(0)
-        for amount, balance_after in chain:  # every row carries the balance after it
-            running += amount
-            assert balance_after == running
+        assert_books_exact(org, funded=Decimal("1000"))
     for key in keys:
         cost = UsageEvent.objects.filter(project=key.project).aggregate(c=Sum("cost"))["c"]
         spend = dict(ProjectSpend.objects.filter(project=key.project).values_list("period", "spent"))
@@ -146,6 +139,51 @@ def test_10000_events_from_threads_with_30_percent_duplicates_are_stored_and_cha
     expected = {e["id"]: (e["input_tokens"], e["output_tokens"]) for e in events}
     stored = {e: (i, o) for e, i, o in UsageEvent.objects.values_list("event_id", "input_tokens", "output_tokens")}
     assert stored == expected
+
+
+def assert_books_exact(org, *, funded: Decimal) -> None:
+    """ledger = the events' costs (each day's exact cost rounded up once), balance = the ledger, and
+    every ledger row carries the balance after it."""
+    charged = usage_charged(org)
+    assert charged == usage_due(org)
+    assert BillingAccount.objects.get(organization=org).balance == funded - charged
+    chain = list(LedgerEntry.objects.filter(organization=org).order_by("id").values_list("amount", "balance_after"))
+    running = Decimal(0)
+    for amount, balance_after in chain:
+        running += amount
+        assert balance_after == running
+
+
+def test_8_gateways_reporting_one_organization_at_once_keep_its_books_exact():
+    """The hot organization: concurrent batches of one organization, with re-sends, all charge its
+    one balance; nothing is lost or charged twice and the balance_after chain stays whole."""
+    PriceFactory(model="small", input_per_mtok=Decimal("0.150000"), output_per_mtok=Decimal("0.600000"))
+    org = OrganizationFactory()
+    fund(org, "1000")
+    keys = [make_api_key(project=ProjectFactory(organization=org))[1] for _ in range(2)]
+    rng = random.Random(8)
+    now = timezone.now()
+    events = [usage_event(f"hot-{n:05d}", rng.choice(keys), "small", input_tokens=rng.randint(1, 3000),
+                          output_tokens=rng.randint(0, 900), occurred_at=now - timedelta(seconds=rng.randint(0, 600)))
+              for n in range(4_000)]
+    sends = events + rng.sample(events, 800)
+    rng.shuffle(sends)
+    batches = [sends[i : i + 600] for i in range(0, len(sends), 600)]  # 8 batches, one per gateway
+    barrier = threading.Barrier(len(batches))
+
+    def send(batch: list[dict]) -> tuple[int, int]:
+        try:
+            barrier.wait(timeout=30)
+            body = Gateway(Client()).usage(batch).json()
+            return body["accepted"], body["duplicates"]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        answers = list(pool.map(send, batches))
+    assert (sum(a for a, _ in answers), sum(d for _, d in answers)) == (4_000, 800)
+    assert UsageEvent.objects.filter(organization=org).count() == 4_000
+    assert_books_exact(org, funded=Decimal("1000"))
 
 
 def _spans_midnight(project: Project, cost: Decimal, spend: dict[str, Decimal]) -> bool:

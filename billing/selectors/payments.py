@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from orgs.models import Organization
@@ -34,3 +36,12 @@ def payment_profile_for(*, organization_id: int) -> PaymentProfile:
     it never saved any (reading a page creates nothing)."""
     profile = PaymentProfile.objects.filter(organization_id=organization_id).first()
     return profile or PaymentProfile(organization_id=organization_id)
+
+
+def pending_refunds(*, organization_id: int) -> Decimal:
+    """Refunds staff asked Stripe for whose `charge.refunded` has not been posted yet: money that
+    will leave the balance, summed over the organization's card payments."""
+    total = CardPayment.objects.filter(
+        organization_id=organization_id, refund_requested__gt=F("amount_refunded")
+    ).aggregate(total=Sum(F("refund_requested") - F("amount_refunded")))["total"]
+    return total or Decimal(0)

@@ -11,6 +11,8 @@ from typing import Any
 import stripe
 import structlog
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 
 from console.errors import DomainError, Forbidden
 from console.models import User
@@ -18,6 +20,7 @@ from orgs.audit import audit_record
 
 from ..models import BillingAccount, CardPayment, LedgerKind, PaymentStatus
 from ..money import CENT, format_money, money_amount_check
+from ..selectors.payments import pending_refunds
 from ..stripe_client import from_minor_units, stripe_client, to_minor_units
 from .ledger import cumulative_topups_lower, ledger_post
 from .payments import card_payment_credit, stripe_object_id
@@ -62,43 +65,64 @@ def charge_refunded(*, charge: dict[str, Any]) -> str:
     return "refunded"
 
 
-@transaction.atomic
 def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -> str:
     """Staff refund part or all of a card top-up at Stripe; the ledger's refund row follows with
-    `charge.refunded`. Not more than was paid (less earlier refunds) nor than the balance holds.
-    The payment row stays locked during the Stripe call, so two refunds of one payment queue."""
+    `charge.refunded`. At most what is left of the payment, and at most the balance less the refunds
+    already asked of Stripe and not posted yet (the organization's pending refunds).
+
+    The check and the reservation (`refund_requested`) commit first, under the payment's and the
+    billing account's row locks, so concurrent refunds of the organization are decided one after
+    the other; the Stripe call runs after, under no lock. Stripe refusing or unreachable releases
+    the reservation. (A crash between the two leaves it reserved: the refundable amount is then
+    understated, never overstated.)"""
     if not actor.is_staff:
         raise Forbidden("Only staff refund payments.")
-    payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment.pk)
-    if payment.status != PaymentStatus.SUCCEEDED:
-        raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
     money_amount_check(amount, minimum=CENT, maximum=None)
-    if amount > payment.refundable:
-        left = format_money(payment.refundable)
-        raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
-    # Read, not locked: the Stripe call below is slow, and the refund row is posted later (with
-    # charge.refunded) under the ledger's lock, which copes with a balance spent meanwhile.
-    account = BillingAccount.objects.get(organization=payment.organization)
-    if amount > account.balance:
-        raise DomainError(
-            f"A refund cannot exceed the balance ({format_money(account.balance)}).", code="refund_exceeds_balance",
-            field="amount",
-        )
-    requested = max(payment.refund_requested, payment.amount_refunded) + amount
+    payment, requested = _refund_reserve(payment_id=payment.pk, amount=amount)
     try:
         refund = stripe_client().v1.refunds.create(
             params={"payment_intent": payment.payment_intent_id, "amount": to_minor_units(amount),
                     "metadata": {"organization_id": payment.organization.public_id}},
+            # Derived from the requested total: a retry after a failure asks for the same total again.
             options={"idempotency_key": f"refund:{payment.payment_intent_id}:{to_minor_units(requested)}"},
         )
     except stripe.StripeError as exc:
+        CardPayment.objects.filter(pk=payment.pk).update(
+            refund_requested=Greatest(F("refund_requested") - amount, F("amount_refunded"))
+        )
         raise DomainError(
             f"Stripe refused the refund: {exc.user_message or exc}", code="stripe_refused", field="amount"
         ) from None
-    payment.refund_requested = requested
-    payment.save(update_fields=["refund_requested"])
     audit_record(
         actor=actor, organization=payment.organization, action="card_payment.refund", target=payment,
         after={"amount": str(amount), "refund": refund.id, "payment_intent": payment.payment_intent_id},
     )
     return refund.id
+
+
+@transaction.atomic
+def _refund_reserve(*, payment_id: int, amount: Decimal) -> tuple[CardPayment, Decimal]:
+    """Check the refund and reserve it on the payment; returns the payment and its new requested total."""
+    payment = CardPayment.objects.select_for_update().select_related("organization").get(pk=payment_id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise DomainError("Only a credited card payment can be refunded.", code="not_refundable", field="amount")
+    if amount > payment.refundable:
+        left = format_money(payment.refundable)
+        raise DomainError(f"At most {left} of this payment is left to refund.", code="refund_too_large", field="amount")
+    # The payment's row, then the billing account's: the order in which the webhooks take them. The
+    # account's lock makes the refunds of one organization wait for each other's reservation, and
+    # `charge.refunded` posts a refund and clears it from the pending ones in one transaction.
+    account = BillingAccount.objects.select_for_update().get(organization_id=payment.organization_id)
+    pending = pending_refunds(organization_id=payment.organization_id)
+    if amount > account.balance - pending:
+        balance = format_money(account.balance)
+        message = (
+            f"A refund cannot exceed the balance ({balance}) less the refunds Stripe has not confirmed yet "
+            f"({format_money(pending)}): at most {format_money(max(account.balance - pending, Decimal(0)))}."
+            if pending else f"A refund cannot exceed the balance ({balance})."
+        )
+        raise DomainError(message, code="refund_exceeds_balance", field="amount")
+    requested = max(payment.refund_requested, payment.amount_refunded) + amount
+    payment.refund_requested = requested
+    payment.save(update_fields=["refund_requested"])
+    return payment, requested

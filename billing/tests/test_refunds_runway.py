@@ -106,6 +106,35 @@ def test_a_refund_cannot_exceed_the_balance_or_the_payment(org, paid, staff_clie
     assert not stripe_fake.client().v1.refunds.list().data
 
 
+def test_refunds_pending_at_stripe_count_against_the_balance(org, client_as, reauthenticate, staff_client,
+                                                             stripe_fake):
+    client = reauthenticate(client_as("admin"))
+    for _ in range(2):
+        pay(client, org, stripe_fake, amount="10.00")
+    first, second = CardPayment.objects.filter(organization=org).order_by("id")
+    for payment in (first, second):
+        deliver_succeeded(client, stripe_fake, payment)
+    ledger_post(organization=org, kind=LedgerKind.ADJUSTMENT, amount=Decimal("-10"), reference="spent", actor=None,
+                memo="spent")
+    assert balance(org) == Decimal("10")
+    assert "requested at Stripe" in refund(staff_client, first, "10.00")
+    page = refund(staff_client, second, "10.00")
+    assert ("A refund cannot exceed the balance ($10.00) less the refunds Stripe has not confirmed yet ($10.00): "
+            "at most $0.00.") in page
+    assert len(stripe_fake.client().v1.refunds.list().data) == 1
+    second.refresh_from_db()
+    assert second.refund_requested == 0 and second.refundable == Decimal("10")
+
+
+def test_a_refund_stripe_does_not_take_is_not_kept_as_pending(org, paid, staff_client, stripe_fake, settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens there
+    assert "Stripe refused the refund" in refund(staff_client, paid, "4.00")
+    paid.refresh_from_db()
+    assert paid.refund_requested == 0 and paid.refundable == Decimal("10")
+    settings.STRIPE_API_BASE = stripe_fake.base
+    assert "requested at Stripe" in refund(staff_client, paid, "10.00")
+
+
 @pytest.mark.parametrize("amount", ["\uff15", "\u0665", "1_0", "5.001", "0"])
 def test_a_refund_amount_in_other_digits_is_refused_in_the_form(org, paid, staff_client, stripe_fake, amount):
     page = refund(staff_client, paid, amount)

@@ -81,6 +81,8 @@ class CardPayment(models.Model):
     currency = models.CharField(max_length=3)
     payment_intent_id = models.CharField(max_length=100, blank=True)
     charge_id = models.CharField(max_length=100, blank=True)
+    # A card top-up: the SetupIntent that confirmed its card (one payment per SetupIntent, enforced below).
+    setup_intent_id = models.CharField(max_length=100, blank=True)
     # Auto-recharge: the crossing it pays for (one payment per crossing, enforced below).
     crossing = models.PositiveIntegerField(null=True, blank=True)
     card_brand = models.CharField(max_length=30, blank=True)
@@ -106,6 +108,9 @@ class CardPayment(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "crossing"], condition=Q(crossing__isnull=False),
                 name="cardpayment_one_per_crossing",
+            ),
+            models.UniqueConstraint(
+                fields=["setup_intent_id"], condition=~Q(setup_intent_id=""), name="cardpayment_one_per_setup_intent"
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="cardpayment_amount_positive"),
         ]

@@ -16,7 +16,7 @@ from typing import Any
 import stripe
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from console.errors import DomainError
@@ -149,24 +149,46 @@ def card_from_setup(*, organization: Organization, setup_intent_id: str) -> Setu
 def card_topup_pay(
     *, organization: Organization, actor: User, amount: Decimal, setup_intent_id: str
 ) -> PaymentSubmitResult:
-    """Charge the card the admin just confirmed: one PaymentIntent, confirmed here. Nothing is
-    credited now; the webhook does that."""
+    """Charge the card the admin just confirmed: one PaymentIntent per SetupIntent, confirmed here.
+    The form posted again (replayed, double-clicked, concurrently) answers with the payment the
+    SetupIntent already started. Nothing is credited now; the webhook does that."""
     require_org_admin(actor, organization.pk)
     amount = topup_amount_clean(amount)
+    payment = CardPayment.objects.filter(
+        organization=organization, kind=PaymentKind.MANUAL, setup_intent_id=setup_intent_id
+    ).exclude(setup_intent_id="").first()
+    if payment is not None and (payment.status != PaymentStatus.CREATING or payment.payment_intent_id):
+        return PaymentSubmitResult(payment=payment)
     card = card_from_setup(organization=organization, setup_intent_id=setup_intent_id)
-    with transaction.atomic():
-        payment = CardPayment.objects.create(
-            organization=organization, kind=PaymentKind.MANUAL, amount=amount, currency=settings.CONSOLE_CURRENCY,
-            card_brand=card.brand, card_last4=card.last4, created_by=actor,
-        )
-        audit_record(
-            actor=actor, organization=organization, action="card_payment.start", target=payment,
-            after={"amount": str(amount), "card": payment.card_label},
-        )
+    if payment is None:
+        payment = _topup_create(organization=organization, actor=actor, amount=amount, card=card,
+                                setup_intent_id=setup_intent_id)
     return payment_intent_submit(
         payment_id=payment.pk, payment_method_id=card.payment_method_id, off_session=False,
-        idempotency_key=f"topup:{organization.public_id}:{payment.pk}",
+        # From the SetupIntent, like the row: a retry of a submission that lost Stripe's answer
+        # gets the same PaymentIntent back.
+        idempotency_key=f"topup:{organization.public_id}:{setup_intent_id}",
     )
+
+
+def _topup_create(
+    *, organization: Organization, actor: User, amount: Decimal, card: SetupCard, setup_intent_id: str
+) -> CardPayment:
+    """The SetupIntent's top-up row (audited): created once, or the one a concurrent post created."""
+    try:
+        with transaction.atomic():
+            payment = CardPayment.objects.create(
+                organization=organization, kind=PaymentKind.MANUAL, amount=amount,
+                currency=settings.CONSOLE_CURRENCY, card_brand=card.brand, card_last4=card.last4, created_by=actor,
+                setup_intent_id=setup_intent_id,
+            )
+            audit_record(
+                actor=actor, organization=organization, action="card_payment.start", target=payment,
+                after={"amount": str(amount), "card": payment.card_label},
+            )
+    except IntegrityError:  # cardpayment_one_per_setup_intent: the other post won
+        return CardPayment.objects.get(organization=organization, setup_intent_id=setup_intent_id)
+    return payment
 
 
 def payment_intent_submit(

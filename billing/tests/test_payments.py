@@ -110,6 +110,56 @@ def test_a_webhook_delivered_twice_credits_once(org, admin_client, stripe_fake):
     assert OutboxEmail.objects.filter(template="card_receipt").count() == 1
 
 
+def test_the_pay_form_posted_twice_charges_once(org, admin_client, stripe_fake):
+    """A replayed or double-submitted post of one confirmed card form (one SetupIntent)."""
+    step = start_card_step(admin_client, org, preset="10.00")
+    stripe_fake.confirm_setup(step.context["setup_intent_id"], step.context["client_secret"])
+    url = reverse("billing:add_funds_pay", kwargs={"org_id": org.public_id})
+    data = {"amount": "10.00", "setup_intent": step.context["setup_intent_id"]}
+    first = admin_client.post(url, data).json()
+    second = admin_client.post(url, data).json()
+    [payment] = CardPayment.objects.filter(organization=org)
+    assert first == second == {"redirect": first["redirect"], "requires_action": ""}
+    assert first["redirect"].endswith(f"/payments/{payment.pk}/")
+    assert len(stripe_fake.payment_intents()) == 1
+    assert deliver_succeeded(admin_client, stripe_fake, payment).json()["outcome"] == "credited"
+    assert admin_client.post(url, data).json() == first  # after the credit too: the same payment
+    assert balance(org) == Decimal("10") and len(stripe_fake.payment_intents()) == 1
+    assert LedgerEntry.objects.filter(organization=org, kind=LedgerKind.TOPUP).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_of_one_card_form_make_one_payment_intent(stripe_fake):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from billing.services.payments import card_setup_start, card_topup_pay
+    from orgs.tests.factories import MembershipFactory
+
+    org = MembershipFactory(role=30).organization
+    admin = org.memberships.get().user
+    setup_id, secret = card_setup_start(organization=org, actor=admin, off_session=False)
+    assert stripe_fake.confirm_setup(setup_id, secret)["status"] == "succeeded"
+    start = threading.Event()
+
+    def post(_: int) -> int:
+        start.wait()
+        try:
+            return card_topup_pay(organization=org, actor=admin, amount=Decimal("10.00"),
+                                  setup_intent_id=setup_id).payment.pk
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(post, i) for i in range(6)]
+        start.set()
+        payment_ids = {f.result() for f in futures}
+    assert payment_ids == set(CardPayment.objects.filter(organization=org).values_list("pk", flat=True))
+    assert len(payment_ids) == 1 and len(stripe_fake.payment_intents()) == 1
+
+
 def test_a_webhook_before_the_browser_returns(org, admin_client, stripe_fake):
     """The webhook lands before the browser reaches the status page: it shows the credit at once."""
     answer = pay(admin_client, org, stripe_fake)

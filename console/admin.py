@@ -38,7 +38,7 @@ class OutboxEmailAdmin(admin.ModelAdmin[OutboxEmail]):
     date_hierarchy = "created_at"
     # The context is left out: before an email is sent it may hold a secret link.
     fields = (
-        "unique_key", "template", "to", "organization_ref", "status", "attempts", "last_error",
+        "unique_key", "template", "to", "attachments", "organization_ref", "status", "attempts", "last_error",
         "next_attempt_at", "created_at", "sent_at",
     )
     readonly_fields = fields

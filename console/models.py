@@ -81,6 +81,9 @@ class OutboxEmail(models.Model):
     context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     # Context keys holding secrets (links with tokens); blanked once the email is sent.
     sensitive_keys = models.JSONField(default=list, blank=True)
+    # Files rendered when the email is sent, not stored: [{"kind": a registered kind, "ref": an id}]
+    # (console.services.email_attachment_register).
+    attachments = models.JSONField(default=list, blank=True)
     # An organization's public id ("org-…"), a plain string so `console` depends on no app.
     organization_ref = models.CharField("organization", max_length=32, blank=True, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

@@ -13,12 +13,17 @@ Bad input (recipients, key, sensitive keys) is a ``console.errors.DomainError``.
 
 Secrets: context keys listed in ``sensitive`` (e.g. an invitation link) are blanked once the
 email is sent, so the outbox does not keep a usable secret after it has done its job.
+
+Attachments are rendered at send time, like the body: the row names a kind and an object id
+(``attachments=[("card_receipt", "42")]``), and the renderer an app registered for that kind with
+``email_attachment_register`` (in its ``AppConfig.ready()``; ``console`` imports no app) makes the
+file. A renderer answering None (the object is gone) sends the email without that file.
 """
 
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -45,6 +50,30 @@ logger = structlog.get_logger(__name__)
 PRERENDERED = "prerendered"
 MAX_RECIPIENTS = 50
 RETRY_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mimetype: str
+
+
+AttachmentRenderer = Callable[[str], Attachment | None]
+_ATTACHMENT_RENDERERS: dict[str, AttachmentRenderer] = {}
+
+
+class AttachmentRenderError(Exception):
+    """A registered renderer failed (the email is tried again later)."""
+
+
+class AttachmentKindUnknown(LookupError):
+    """No renderer for the row's attachment kind (the email can never be sent as written)."""
+
+
+def email_attachment_register(kind: str, renderer: AttachmentRenderer) -> None:
+    """Let emails carry attachments of `kind`: `renderer(ref)` makes the file when the email is sent."""
+    _ATTACHMENT_RENDERERS[kind] = renderer
 
 
 @dataclass(frozen=True)
@@ -116,11 +145,13 @@ def email_enqueue(
     unique_key: str,
     organization_ref: str = "",
     sensitive: Sequence[str] = (),
+    attachments: Sequence[tuple[str, str]] = (),
 ) -> OutboxEmail | None:
     """Queue one email under ``unique_key``; it is sent after the caller's transaction commits.
 
     The same key twice, even from concurrent transactions, makes one row: the later call gets
-    None. Bad input (recipients, unknown template, key) raises before anything is written.
+    None. Bad input (recipients, unknown template or attachment kind, key) raises before anything
+    is written. ``attachments``: (kind, object id) pairs, rendered when the email is sent.
     """
     recipients = email_addresses_clean(to)
     if not recipients:
@@ -130,6 +161,9 @@ def email_enqueue(
     missing = set(sensitive) - set(context)
     if missing:
         raise DomainError(f"Sensitive keys not in the context: {sorted(missing)}.", code="invalid_sensitive_keys")
+    unknown = sorted({kind for kind, _ref in attachments} - set(_ATTACHMENT_RENDERERS))
+    if unknown:
+        raise DomainError(f"Unknown attachment kinds: {unknown}.", code="invalid_attachments")
     # An unknown template fails here, in the caller, not later in a worker.
     _check_templates(template)
     # get_or_create under a unique constraint: a concurrent insert of the same key waits for the
@@ -142,6 +176,7 @@ def email_enqueue(
             "context": dict(context),
             "sensitive_keys": list(sensitive),
             "organization_ref": organization_ref,
+            "attachments": [{"kind": kind, "ref": str(ref)} for kind, ref in attachments],
         },
     )
     if not created:
@@ -201,7 +236,23 @@ def _message(email: OutboxEmail) -> EmailMultiAlternatives:
     )
     if html:
         message.attach_alternative(html, "text/html")
+    for item in email.attachments:
+        attachment = _render_attachment(str(item["kind"]), str(item["ref"]))
+        if attachment is None:
+            logger.warning("email_attachment_gone", email_id=email.pk, kind=item["kind"], ref=item["ref"])
+            continue
+        message.attach(attachment.filename, attachment.content, attachment.mimetype)
     return message
+
+
+def _render_attachment(kind: str, ref: str) -> Attachment | None:
+    renderer = _ATTACHMENT_RENDERERS.get(kind)
+    if renderer is None:  # the app that registered it is gone: sending can never succeed
+        raise AttachmentKindUnknown(f"No renderer is registered for attachments of kind “{kind}”.")
+    try:
+        return renderer(ref)
+    except Exception as exc:  # whatever the app's renderer raised: try again later, with a backoff
+        raise AttachmentRenderError(f"{kind} {ref}: {exc.__class__.__name__}: {exc}") from exc
 
 
 def _is_permanent(exc: Exception) -> bool:
@@ -250,9 +301,13 @@ def email_deliver(*, email_id: int) -> Delivery:
             return Delivery("skipped")
         email.attempts += 1
         try:
+            # Attachments too are rendered here, under the outbox row's lock only: it is what
+            # marks the email as being sent.
             message = _message(email)
-        except (TemplateDoesNotExist, TemplateSyntaxError) as exc:
+        except (TemplateDoesNotExist, TemplateSyntaxError, AttachmentKindUnknown) as exc:
             return _record_failure(email, exc, permanent=True)
+        except AttachmentRenderError as exc:
+            return _record_failure(email, exc, permanent=False)
         try:
             message.send()
         except (smtplib.SMTPException, OSError) as exc:

@@ -99,6 +99,22 @@ def test_receipt_pdf_and_email(org, admin_client, stripe_fake):
     assert "$25.00" in text and "4242" in text and org.name in text and org.public_id in text
 
 
+def test_the_receipt_email_carries_the_pdf(org, admin_client, stripe_fake, smtp, django_capture_on_commit_callbacks):
+    pay(admin_client, org, stripe_fake, amount="25.00")
+    payment = CardPayment.objects.get(organization=org)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_succeeded(admin_client, stripe_fake, payment)
+    [received] = [m for m in smtp.messages() if m.subject.startswith("Receipt")]
+    assert received.envelope_to == [org.registered_email]
+    [pdf] = received.message.iter_attachments()
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_filename() == f"receipt-{payment.payment_intent_id}.pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.get_content())).pages)
+    assert "$25.00" in text and "4242" in text and org.name in text
+    receipt_url = reverse("billing:receipt", kwargs={"org_id": org.public_id, "intent_id": payment.payment_intent_id})
+    assert receipt_url in received.text and "The receipt is attached (PDF)." in received.text  # the link stays
+
+
 def test_a_webhook_delivered_twice_credits_once(org, admin_client, stripe_fake):
     pay(admin_client, org, stripe_fake)
     payment = CardPayment.objects.get(organization=org)

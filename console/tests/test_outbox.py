@@ -88,6 +88,46 @@ def test_a_text_only_template_sends_a_plain_message(smtp, django_capture_on_comm
     assert not received.message.is_multipart()
 
 
+@pytest.fixture
+def notes_attachments() -> Any:
+    """A registered attachment kind "test_note": ref "gone" renders nothing, "broken" raises."""
+    from console.services import _ATTACHMENT_RENDERERS, Attachment, email_attachment_register
+
+    def render(ref: str) -> Attachment | None:
+        if ref == "broken":
+            raise OSError("the renderer's disk is full")
+        return None if ref == "gone" else Attachment(f"note-{ref}.txt", f"note {ref}".encode(), "text/plain")
+
+    email_attachment_register("test_note", render)
+    yield
+    _ATTACHMENT_RENDERERS.pop("test_note")
+
+
+@pytest.mark.django_db
+def test_attachments_are_rendered_when_the_email_is_sent(smtp, notes_attachments, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        email_enqueue(**notice(attachments=[("test_note", "7"), ("test_note", "gone")]))
+    [received] = smtp.messages()
+    [note] = received.message.iter_attachments()  # the one that is gone is left out
+    assert (note.get_filename(), note.get_content()) == ("note-7.txt", "note 7")
+    assert "Hello Acme & Co," in received.text
+
+
+@pytest.mark.django_db
+def test_an_unknown_attachment_kind_is_refused_and_a_failing_renderer_is_retried(
+    smtp, notes_attachments, django_capture_on_commit_callbacks
+):
+    with pytest.raises(DomainError) as refused:
+        email_enqueue(**notice(attachments=[("nonsense", "1")]))
+    assert refused.value.code == "invalid_attachments" and not OutboxEmail.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        email = email_enqueue(**notice(attachments=[("test_note", "broken")]))
+    assert email is not None
+    assert email_deliver(email_id=email.pk).outcome == "retry"
+    email.refresh_from_db()
+    assert email.status == "pending" and "disk is full" in email.last_error and smtp.messages() == []
+
+
 @pytest.mark.django_db
 def test_nothing_is_queued_or_sent_when_the_callers_transaction_rolls_back(smtp, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():

@@ -129,19 +129,19 @@ def test_50_concurrent_checks_make_exactly_one_payment_intent(stripe_fake):
     PaymentProfile.objects.filter(organization=org).update(
         auto_recharge_enabled=True, auto_recharge_threshold=Decimal("10"), auto_recharge_amount=Decimal("25")
     )
-    start = threading.Event()
+    # 50 charges at once: 50 threads, each with its own connection (closed when it is done), all
+    # released together once every one is waiting (PostgreSQL's max_connections is 100).
+    start = threading.Barrier(50, timeout=30)
 
     def attempt(_: int) -> str:
-        start.wait()
         try:
+            start.wait()
             return auto_recharge_check(organization_id=org.pk)
         finally:
             connection.close()
 
-    # 50 attempts on 20 threads (connections are shared with other test runs on this machine).
-    with ThreadPoolExecutor(max_workers=20) as pool:
+    with ThreadPoolExecutor(max_workers=50) as pool:
         futures = [pool.submit(attempt, i) for i in range(50)]
-        start.set()
         outcomes = [f.result() for f in futures]
     assert outcomes.count("charged") == 1 and set(outcomes) <= {"charged", ""}
     assert len(stripe_fake.payment_intents()) == 1

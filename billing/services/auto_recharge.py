@@ -50,18 +50,19 @@ def _card_fields(profile: PaymentProfile) -> dict[str, str]:
     return {"card": f"{profile.card_brand} •••• {profile.card_last4}" if profile.card_last4 else ""}
 
 
-@transaction.atomic
 def auto_recharge_card_save(*, organization: Organization, actor: User, setup_intent_id: str) -> PaymentProfile:
-    """Save the card of a confirmed SetupIntent as the one auto-recharge charges (audited)."""
+    """Save the card of a confirmed SetupIntent as the one auto-recharge charges (audited). The
+    SetupIntent is read from Stripe first, outside the transaction: no row is locked during the call."""
     require_org_admin(actor, organization.pk)
     card = card_from_setup(organization=organization, setup_intent_id=setup_intent_id)
-    profile = PaymentProfile.objects.select_for_update().get(pk=payment_profile(organization.pk).pk)
-    before = _card_fields(profile)
-    profile.card_payment_method_id = card.payment_method_id
-    profile.card_brand, profile.card_last4, profile.card_exp = card.brand, card.last4, card.exp
-    profile.save()
-    audit_record(actor=actor, organization=organization, action="auto_recharge.card_saved", target=profile,
-                 before=before, after=_card_fields(profile))
+    with transaction.atomic():
+        profile = PaymentProfile.objects.select_for_update().get(pk=payment_profile(organization.pk).pk)
+        before = _card_fields(profile)
+        profile.card_payment_method_id = card.payment_method_id
+        profile.card_brand, profile.card_last4, profile.card_exp = card.brand, card.last4, card.exp
+        profile.save()
+        audit_record(actor=actor, organization=organization, action="auto_recharge.card_saved", target=profile,
+                     before=before, after=_card_fields(profile))
     return profile
 
 

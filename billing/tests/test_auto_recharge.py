@@ -63,6 +63,26 @@ def test_saving_a_card_through_the_page(org, client_as, reauthenticate, stripe_f
     assert AuditEvent.objects.filter(organization=org, action="auto_recharge.update").exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_saving_a_card_calls_stripe_outside_any_transaction(stripe_fake, monkeypatch):
+    from billing.services import payments
+
+    org = MembershipFactory(role=30).organization
+    admin = org.memberships.get().user
+    setup_id, secret = card_setup_start(organization=org, actor=admin, off_session=True)
+    assert stripe_fake.confirm_setup(setup_id, secret)["status"] == "succeeded"
+    in_transaction: list[bool] = []
+
+    def client() -> Any:
+        in_transaction.append(connection.in_atomic_block)
+        return real_client()
+
+    real_client = payments.stripe_client
+    monkeypatch.setattr(payments, "stripe_client", client)
+    profile = auto_recharge_card_save(organization=org, actor=admin, setup_intent_id=setup_id)
+    assert profile.card_last4 == "4242" and in_transaction == [False]
+
+
 @pytest.mark.django_db
 def test_changing_auto_recharge_asks_for_the_password_again(org, client_as, stripe_fake):
     client = client_as("admin")

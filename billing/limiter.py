@@ -13,7 +13,10 @@ Every authorize is one atomic decision over all the windows that apply:
 A denial consumes nothing. Authorize counts the call's estimate; when its usage arrives, the
 token buckets of the minute and day the call was authorized in are corrected by (actual -
 estimate), so the windows converge on real consumption. The authorization id that authorize
-returns carries that minute and the estimate, signed, so the correction needs no stored state.
+returns carries that minute and the estimate, signed. A call may be reported in several events
+(streamed chunks): each adds its actual tokens, and the estimate is given back once per
+authorization, by the first of them (a short-lived marker per authorization, set in the same
+atomic step; see `estimate_returnable`).
 
 With Redis (`REDIS_URL`) the decision is one Lua script (billing/limiter_redis.py): one round
 trip, every key under the organization's hash tag so it runs unchanged on a Redis Cluster.
@@ -128,13 +131,16 @@ class Decision:
 @dataclass(frozen=True)
 class Correction:
     """Tokens to add (or, negative, give back) to the buckets of the minute a call was authorized in;
-    `release` also frees that call's concurrency lease."""
+    `lease` also frees that call's concurrency lease. `estimate` is taken off as well, but only by
+    the first correction that names the authorization (`lease`) within `estimate_returnable`'s
+    horizon: the events of one call give its estimate back once."""
 
     organization_id: str
     project_id: str
     minute: int  # unix time // 60
     delta: int
     lease: str = ""  # the authorization's nonce, "" when the event did not name its authorization
+    estimate: int = 0  # what authorize counted for that authorization (needs `lease`)
 
 
 class RateLimiter(Protocol):
@@ -161,6 +167,27 @@ def window(now: float) -> tuple[int, float]:
 
 def lease_seconds() -> int:
     return int(settings.CONSOLE_CONCURRENCY_LEASE_SECONDS)
+
+
+def estimate_return_seconds() -> int:
+    """How long after its minute an authorization's estimate can be given back: the call's longest
+    life (its lease) plus two windows for the usage report to travel."""
+    return lease_seconds() + 2 * WINDOW_SECONDS
+
+
+def corrected_marker_ms() -> int:
+    """The life of the "estimate given back" marker: a window beyond the horizon, so no event can
+    still give the estimate back once its marker is gone (nor on a host whose clock is a little off)."""
+    return (estimate_return_seconds() + WINDOW_SECONDS) * 1000
+
+
+def estimate_returnable(item: Correction, now: float) -> int:
+    """The estimate `item` may give back if its authorization's marker is not set yet: its estimate
+    within the horizon, else 0. A report that late adds its actual tokens and gives nothing back (the
+    minute's buckets are gone; the day's keeps the estimate: counting a little high, never low)."""
+    if not item.estimate or not item.lease or now - item.minute * WINDOW_SECONDS > estimate_return_seconds():
+        return 0
+    return item.estimate
 
 
 def decide(*, usage: Usage, limits: Limits, tokens: int, now: float, authorization_id: str = "") -> Decision:
@@ -289,7 +316,7 @@ def new_nonce() -> str:
 def group_by_organization(corrections: Iterable[Correction]) -> dict[str, list[Correction]]:
     grouped: dict[str, list[Correction]] = defaultdict(list)
     for item in corrections:
-        if item.delta or item.lease:
+        if item.delta or item.lease or item.estimate:
             grouped[item.organization_id].append(item)
     return grouped
 
@@ -332,6 +359,11 @@ def leases_key(organization_id: str) -> str:
     return "rl:{" + organization_id + "}:leases"
 
 
+def corrected_key(organization_id: str, nonce: str) -> str:
+    """Set once an authorization's estimate has been given back (under the organization's hash tag)."""
+    return "rl:{" + organization_id + "}:az:" + nonce
+
+
 class MemoryRateLimiter:
     """The same windows in dicts under a lock, for a single process without Redis."""
 
@@ -339,6 +371,7 @@ class MemoryRateLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[int, float]] = {}  # key -> (count, expires at)
         self._leases: dict[str, dict[str, float]] = defaultdict(dict)  # org -> nonce -> expires at
+        self._corrected: dict[str, float] = {}  # corrected_key -> expires at
 
     def _get(self, key: str, now: float) -> int:
         value, expires = self._buckets.get(key, (0, 0.0))
@@ -393,16 +426,24 @@ class MemoryRateLimiter:
     def correct(self, corrections: Iterable[Correction]) -> None:
         now = time.time()
         with self._lock:
+            if len(self._corrected) > 10_000:
+                self._corrected = {k: v for k, v in self._corrected.items() if v > now}
             for organization_id, items in group_by_organization(corrections).items():
                 for item in items:
                     self._leases[organization_id].pop(item.lease, None)
-                    if not item.delta:
+                    delta = item.delta
+                    estimate = estimate_returnable(item, now)
+                    marker = corrected_key(organization_id, item.lease)
+                    if estimate and self._corrected.get(marker, 0.0) <= now:
+                        self._corrected[marker] = now + corrected_marker_ms() / 1000
+                        delta -= estimate
+                    if not delta:
                         continue
                     keys = bucket_keys(item.organization_id, item.project_id, item.minute)
                     for name in ("org_tokens", "project_tokens", "org_day"):
                         value, expires = self._buckets.get(keys[name], (0, 0.0))
                         if expires > now:  # a bucket that has left its window no longer matters
-                            self._buckets[keys[name]] = (max(0, value + item.delta), expires)
+                            self._buckets[keys[name]] = (max(0, value + delta), expires)
 
     def release(self, *, organization_id: str, leases: Iterable[str]) -> None:
         with self._lock:

@@ -25,7 +25,10 @@ from .limiter import (
     Usage,
     authorization_id_make,
     bucket_keys,
+    corrected_key,
+    corrected_marker_ms,
     decide,
+    estimate_returnable,
     fail_open,
     group_by_organization,
     lease_seconds,
@@ -90,16 +93,27 @@ return {full, used[1], used[2], used[3], used[4], used[5], used[6], unpack(bucke
 # Same KEYS and first two ARGV as consume; consumes nothing.
 _PEEK_LUA = _READ_LUA + "return used\n"
 
-# KEYS[1]: the organization's leases; KEYS[2..]: token buckets. ARGV[1]: number of leases to
-# free, then their nonces, then one delta per bucket. Only buckets still alive are corrected: a
-# minute (or day) that has left its window no longer matters.
+# KEYS[1]: the organization's leases; then four keys per correction: its authorization's
+# "estimate given back" marker, its org tokens, project tokens and org day buckets.
+# ARGV[1]: the marker's life (ms); then three per correction: the lease's nonce ("" for none), the
+# delta, the estimate it may give back (0 for none). The marker is set in this same atomic step, so
+# of the events of one authorization, in one batch or several, only the first gives the estimate
+# back. Only buckets still alive are corrected: a minute (or day) that has left its window no
+# longer matters.
 _CORRECT_LUA = """
-local n = tonumber(ARGV[1])
-for i = 1, n do redis.call('ZREM', KEYS[1], ARGV[1 + i]) end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local value = redis.call('INCRBY', KEYS[i], ARGV[n + i])
-    if value < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local k, a = 1 + 4 * i, 1 + 3 * i
+  local delta = tonumber(ARGV[a + 2])
+  local estimate = tonumber(ARGV[a + 3])
+  if ARGV[a + 1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[a + 1]) end
+  if estimate ~= 0 and redis.call('SET', KEYS[k + 1], 1, 'NX', 'PX', ARGV[1]) then delta = delta - estimate end
+  if delta ~= 0 then
+    for j = k + 2, k + 4 do
+      if redis.call('EXISTS', KEYS[j]) == 1 then
+        local value = redis.call('INCRBY', KEYS[j], delta)
+        if value < 0 then redis.call('SET', KEYS[j], 0, 'KEEPTTL') end
+      end
+    end
   end
 end
 return 1
@@ -177,18 +191,18 @@ class RedisRateLimiter:
         grouped = group_by_organization(corrections)
         if not grouped or not self._available():
             return
+        now = time.time()
         try:
             pipe = None if self.cluster else self.client.pipeline(transaction=False)
             for organization_id, items in grouped.items():
-                keys, deltas = [leases_key(organization_id)], []
+                keys: list[str] = [leases_key(organization_id)]
+                args: list[int | str] = [corrected_marker_ms()]
                 for item in items:
-                    if item.delta:
-                        buckets = bucket_keys(organization_id, item.project_id, item.minute)
-                        for name in ("org_tokens", "project_tokens", "org_day"):
-                            keys.append(buckets[name])
-                            deltas.append(item.delta)
-                leases = [item.lease for item in items if item.lease]
-                self._correct(keys=keys, args=[len(leases), *leases, *deltas], client=pipe)
+                    buckets = bucket_keys(organization_id, item.project_id, item.minute)
+                    keys += [corrected_key(organization_id, item.lease),
+                             buckets["org_tokens"], buckets["project_tokens"], buckets["org_day"]]
+                    args += [item.lease, item.delta, estimate_returnable(item, now)]
+                self._correct(keys=keys, args=args, client=pipe)
             if pipe is not None:
                 pipe.execute()
         except _ERRORS as exc:

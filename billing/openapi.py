@@ -247,7 +247,10 @@ _SCHEMAS: dict[str, Any] = {
                                  "description": "Optional, recommended: the `authorization_id` authorize "
                                                 "returned for this call. Its token windows are then "
                                                 "corrected in the minute it was authorized in, by what "
-                                                "authorize counted, and its concurrency slot is freed."},
+                                                "authorize counted, and its concurrency slot is freed. "
+                                                "Several events may name one authorization (streamed "
+                                                "chunks): each adds its tokens, the estimate is given "
+                                                "back once."},
         },
     },
     "UsageBatch": {

@@ -6,8 +6,8 @@ console's gauges use them. The windows themselves live in billing/limiter.py.
   The tier is computed from the key's row read on this very call, never cached: a top-up or a
   staff override applies to the next call.
 - `usage_limiter_corrections` / `limiter_corrections_apply`: when usage arrives, the token windows
-  of the minute and day a call was authorized in are corrected to its actual tokens, and its
-  concurrency lease is freed.
+  of the minute and day a call was authorized in are corrected to its actual tokens (its estimate
+  given back once, however many events report it), and its concurrency lease is freed.
 - `authorization_release`: `POST /api/v1/gateway/release` frees a lease before its usage is reported.
 - `rate_limit_gauges`: what the windows hold now, for the org overview, Billing and project
   overview; reading consumes nothing.
@@ -101,8 +101,11 @@ def usage_limiter_corrections(*, calls: Iterable[UsedCall], now: datetime) -> li
     """Per call: (actual - counted) tokens for the minute and day it was authorized in, and its lease.
 
     With the authorization's id the minute and the counted estimate are the ones authorize used
-    (signed into the id); without it, the event's minute and estimate stand in, and the lease
-    expires by itself. An id of another organization or project corrects nothing of theirs.
+    (signed into the id), and the limiter gives that estimate back once per authorization: every
+    event of a call reported in several (streamed chunks) adds its actual tokens, only the first
+    also takes the estimate off (billing/limiter.py, `estimate_returnable`). Without the id, the
+    event's minute and estimate stand in (each such event is taken for a call of its own), and the
+    lease expires by itself. An id of another organization or project corrects nothing of theirs.
     """
     horizon = now.timestamp() - CORRECTION_HORIZON_SECONDS
     corrections: list[Correction] = []
@@ -112,7 +115,7 @@ def usage_limiter_corrections(*, calls: Iterable[UsedCall], now: datetime) -> li
             call.organization_id, call.project_id
         ):
             corrections.append(Correction(call.organization_id, call.project_id, authorization.minute,
-                                          call.tokens - authorization.tokens, lease=authorization.nonce))
+                                          call.tokens, lease=authorization.nonce, estimate=authorization.tokens))
         elif call.occurred_at.timestamp() >= horizon:
             minute = int(call.occurred_at.timestamp() // WINDOW_SECONDS)
             corrections.append(Correction(call.organization_id, call.project_id, minute,

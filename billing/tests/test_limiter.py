@@ -146,6 +146,40 @@ def test_corrections_move_the_authorized_minute_and_day_and_free_the_lease(limit
     assert limiter.usage(organization_id=other_org).org_tokens_today == 0
 
 
+def test_the_events_of_one_authorization_give_its_estimate_back_once(limiter, clock):
+    org, project = ids()
+    in_flight = consume(limiter, org, project, 1000, concurrency=2, org_tpm=10_000, org_tpd=20_000)
+    auth = authorization_parse(consume(limiter, org, project, 1000, concurrency=2).authorization_id)
+    chunk = Correction(org, project, auth.minute, 100, lease=auth.nonce, estimate=auth.tokens)
+    clock["now"] += 5
+    limiter.correct([chunk, chunk])  # two streamed chunks of the call in one batch
+    usage = limiter.usage(organization_id=org, project_id=project)
+    # The call in flight's 1000 + the chunks' 200: its estimate was given back once, not twice.
+    assert (usage.org_tokens, usage.project_tokens, usage.org_tokens_today) == (1200, 1200, 1200)
+    clock["now"] += 5
+    limiter.correct([chunk])  # a third chunk, in a later batch
+    usage = limiter.usage(organization_id=org, project_id=project)
+    assert (usage.org_tokens, usage.project_tokens, usage.org_tokens_today) == (1300, 1300, 1300)
+    # The first chunk freed the call's lease; the others freed nobody else's.
+    assert usage.concurrency == 1
+    assert consume(limiter, org, project, 0, concurrency=2).allowed
+    assert consume(limiter, org, project, 0, concurrency=2).limit == "concurrency"
+    assert in_flight.allowed
+
+
+def test_a_report_later_than_the_horizon_adds_its_tokens_and_gives_nothing_back(limiter, clock, settings):
+    settings.CONSOLE_CONCURRENCY_LEASE_SECONDS = 30  # the horizon: 30 s + two windows after the minute
+    org, project = ids()
+    auth = authorization_parse(consume(limiter, org, project, 1000, org_tpd=20_000).authorization_id)
+    clock["now"] += 30 + 120 - 10  # 10 s into the call's minute + 140 s: still within it
+    limiter.correct([Correction(org, project, auth.minute, 100, lease=auth.nonce, estimate=auth.tokens)])
+    assert limiter.usage(organization_id=org).org_tokens_today == 100
+    late = authorization_parse(consume(limiter, org, project, 1000, org_tpd=20_000).authorization_id)
+    clock["now"] += 30 + 120 + 1 + 60  # past the second call's horizon: its marker may be gone
+    limiter.correct([Correction(org, project, late.minute, 100, lease=late.nonce, estimate=late.tokens)])
+    assert limiter.usage(organization_id=org).org_tokens_today == 100 + 1000 + 100
+
+
 def test_authorization_ids_are_signed():
     good = authorization_id_make(organization_id="org-a", project_id="proj_b", minute=5, tokens=100, nonce="n1")
     assert authorization_parse(good).tokens == 100

@@ -141,11 +141,15 @@ def test_the_script_runs_unchanged_on_a_redis_cluster(cluster, settings):
         assert [d.allowed for d in decisions] == [True, True, True, False]
         assert decisions[-1].limit == "concurrency"
         first = authorization_parse(decisions[0].authorization_id)
-        limiter.correct([Correction(org, project, first.minute, -600, lease=first.nonce)])
+        # Two events of the first call (400 tokens each): its estimate is given back once (the
+        # marker key shares the organization's slot, or the script would fail with CROSSSLOT).
+        chunk = Correction(org, project, first.minute, 400, lease=first.nonce, estimate=first.tokens)
+        limiter.correct([chunk])
+        limiter.correct([chunk])
         second = authorization_parse(decisions[1].authorization_id)
         limiter.release(organization_id=org, leases=[second.nonce])
         usage = limiter.usage(organization_id=org, project_id=project)
-        assert (usage.concurrency, usage.org_tokens, usage.project_tokens, usage.org_requests) == (1, 2400, 2400, 3)
+        assert (usage.concurrency, usage.org_tokens, usage.project_tokens, usage.org_requests) == (1, 2800, 2800, 3)
         # The keys really live on that node: its own keyspace holds the organization's tag.
         node = limiter.client.get_node_from_key("{" + org + "}")
         assert redis.Redis(port=node.port).keys("rl:{" + org + "}:*")

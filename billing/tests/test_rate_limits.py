@@ -153,6 +153,35 @@ def test_usage_corrects_tokens_per_day_and_minute_of_the_authorized_call(gateway
     assert denial(gateway.authorize(raw, estimate=100))["limit"] == "tokens_per_minute"
 
 
+@pytest.mark.parametrize("limiter", ["redis", "in-process"])
+def test_the_events_of_one_authorization_give_its_estimate_back_once(gateway, django_capture_on_commit_callbacks,
+                                                                     settings, limiter):
+    """Streamed chunks: three events name one authorization (two in a batch, one in the next). The
+    estimate is given back once and each chunk's tokens count, so the windows hold what was used;
+    giving it back per event handed an under-estimating caller 1800 tokens it never paid for."""
+    if limiter == "in-process":
+        settings.REDIS_URL = ""
+    settings.CONSOLE_RATE_TIERS = tiers(tpm=10_000, tpd=10_000, concurrency=2)
+    model = PriceFactory().model
+    raw, key = make_api_key()
+    fund(key.organization, "5")
+    in_flight = gateway.authorize(raw, estimate=1000)  # another call, still holding its slot
+    streamed = gateway.authorize(raw, estimate=1000).json()["authorization_id"]
+
+    def chunk(n: int) -> dict:
+        return usage_event(f"chunk-{n}", key, model, input_tokens=40, output_tokens=60, authorization_id=streamed)
+
+    for batch in ([chunk(1), chunk(2)], [chunk(3)]):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert gateway.usage(batch).json()["accepted"] == len(batch)
+    # 1000 (the call in flight) + 3 x 100 (the chunks) + 100 (this call) of 10 000.
+    after = gateway.authorize(raw, estimate=100)
+    assert (after.status_code, after["X-RateLimit-Remaining-Tokens"]) == (200, "8600")
+    # The first chunk freed the streamed call's slot; the others freed nobody else's.
+    assert denial(gateway.authorize(raw, estimate=100))["limit"] == "concurrency"
+    assert in_flight.status_code == 200
+
+
 def test_a_top_up_or_a_staff_override_applies_to_the_next_call(gateway):
     raw, key = make_api_key()
     fund(key.organization, "5")

@@ -120,7 +120,8 @@ _AUTHORIZE = {
                 "examples": {name: {"value": {"error": {"code": Denial.RATE_LIMITED.value, "limit": limit,
                                                         "scope": RateScope.ORGANIZATION.value, "message": "…"}}}
                              for name, limit in [(Denial.RATE_LIMITED.value, RateLimit.REQUESTS_PER_MINUTE.value),
-                                                 *[(f"rate_limited_{limit}", limit) for limit in RATE_LIMITS]]},
+                                                 *[(f"{Denial.RATE_LIMITED.value}_{limit}", limit)
+                                                   for limit in RATE_LIMITS]]},
             }},
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": (
                 "Seconds until this call would fit if nothing else arrived: the sliding minute's "
@@ -211,7 +212,7 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": ["code", "limit", "scope", "message"],
                 "properties": {
-                    "code": {"type": "string", "const": "rate_limited"},
+                    "code": {"type": "string", "const": Denial.RATE_LIMITED.value},
                     "limit": {"type": "string", "enum": RATE_LIMITS},
                     "scope": {"type": "string", "enum": [scope.value for scope in RateScope]},
                     "message": {"type": "string"},

@@ -24,6 +24,7 @@ from django.db import transaction
 
 from orgs.limits import RateLimits, rate_limits_for
 
+from .codes import RateLimit
 from .limiter import (
     WINDOW_SECONDS,
     Correction,
@@ -68,17 +69,17 @@ def rate_limits_consume(*, key: GatewayKey, estimated_tokens: int) -> Decision:
 
 
 _LIMIT_WORDS = {
-    "concurrency": "concurrent requests",
-    "requests_per_minute": "requests per minute",
-    "tokens_per_minute": "tokens per minute",
-    "tokens_per_day": "tokens per day",
+    RateLimit.CONCURRENCY: "concurrent requests",
+    RateLimit.REQUESTS_PER_MINUTE: "requests per minute",
+    RateLimit.TOKENS_PER_MINUTE: "tokens per minute",
+    RateLimit.TOKENS_PER_DAY: "tokens per day",
 }
 
 
 def denial_message(decision: Decision) -> str:
     return (
         f"Rate limit reached: the {decision.scope}'s limit is {decision.limit_value:,} "
-        f"{_LIMIT_WORDS[decision.limit]}. Retry after {decision.retry_after} s."
+        f"{_LIMIT_WORDS[RateLimit(decision.limit)]}. Retry after {decision.retry_after} s."
     )
 
 

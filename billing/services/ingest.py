@@ -21,7 +21,7 @@ from django.utils import timezone
 from console.errors import DomainError
 from projects.models import APIKey
 
-from ..codes import RejectReason
+from ..codes import RejectReason, RequestError
 from ..models import (
     BillingAccount,
     DailyUsageCost,
@@ -100,7 +100,7 @@ def usage_ingest(*, events: Sequence[UsageEventIn], now: datetime | None = None)
     slots are freed (billing/ratelimits.py).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
-        raise DomainError(f"A batch holds at most {MAX_EVENTS_PER_BATCH} events.", code="too_many_events")
+        raise DomainError(f"A batch holds at most {MAX_EVENTS_PER_BATCH} events.", code=RequestError.TOO_MANY_EVENTS)
     if not events:
         return IngestResult()
     now = now or timezone.now()

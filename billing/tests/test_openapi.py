@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
-from billing.codes import Denial, RejectReason, RequestError
+from billing.codes import Denial, RateLimit, RejectReason, RequestError
 
 
 def test_openapi_document_describes_the_contract(client):
@@ -49,3 +51,22 @@ def test_every_code_of_the_api_is_documented_under_its_status(client):
         assert code.value in documented.get(str(code.status), set()), code
     schema = document["components"]["schemas"]["UsageResult"]["properties"]["rejected"]["items"]
     assert set(schema["properties"]["error"]["enum"]) == {reason.value for reason in RejectReason}
+
+
+def test_the_gateway_code_names_its_codes_through_billing_codes():
+    """A code spelled as a literal string drifts when the enum changes: api.py, openapi.py,
+    ratelimits.py and the services name every code through billing/codes.py."""
+    codes = {code.value for enum in (Denial, RequestError, RejectReason, RateLimit) for code in enum}
+    # The projects app's own word for a key's state (projects/keys.py), not the gateway's code.
+    not_codes = {("services/enforcement.py", "project_archived")}
+    billing = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [billing / "api.py", billing / "openapi.py", billing / "ratelimits.py",
+                 *sorted((billing / "services").glob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and node.value in codes and id(node) not in docstrings
+                    and (str(path.relative_to(billing)), node.value) not in not_codes):
+                found.append(f"{path.relative_to(billing)}:{node.lineno}: {node.value!r}")
+    assert found == [], "\n".join(found)

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from console.errors import DomainError, form_add_error
+from console.fields import AsciiDecimalField
 from orgs.limits import organization_rate_limits
 from orgs.models import Organization
 
@@ -77,7 +78,7 @@ class LedgerPostForm(forms.Form):
         label="Type",
         choices=[(k.value, k.label) for k in (LedgerKind.TOPUP, LedgerKind.ADJUSTMENT, LedgerKind.REFUND)],
     )
-    amount = forms.DecimalField(
+    amount = AsciiDecimalField(
         label="Amount", max_digits=18, decimal_places=6,
         help_text="Top-up and refund: a positive amount (a refund takes it off the balance). "
                   "Adjustment: negative to take money off.",

@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 
 from console.errors import DomainError
+from console.fields import AsciiDecimalField
 
 from .models import InvoiceKind, LedgerEntry, LedgerKind
 from .money import format_money, money_amount_parse
@@ -70,7 +71,7 @@ class UsageRangeForm(forms.Form):
 
 class BalanceAlertForm(forms.Form):
     enabled = forms.BooleanField(label="Send balance alerts", required=False)
-    threshold = forms.DecimalField(
+    threshold = AsciiDecimalField(
         label=f"Alert threshold ({settings.CONSOLE_CURRENCY})",
         min_value=0,
         max_digits=8,

@@ -10,6 +10,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField  # type: ignore[attr-defined]
 
+from console.fields import AsciiIntegerField
+
 from .documents import document_problem
 from .models import InvitationStatus, Role, SalesNeed
 
@@ -71,7 +73,7 @@ class OrganizationInformationForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False)
-    actor = forms.IntegerField(required=False)
+    actor = AsciiIntegerField(required=False)
 
 
 class InvitationForm(forms.Form):
@@ -82,7 +84,7 @@ class InvitationForm(forms.Form):
         widget=forms.EmailInput(attrs={"placeholder": "name@company.com", "autocomplete": "off"}),
     )
     role = forms.TypedChoiceField(label="Organization role", choices=Role.choices, coerce=int, initial=Role.MEMBER)
-    valid_days = forms.IntegerField(
+    valid_days = AsciiIntegerField(
         label="Link valid for (days)",
         min_value=1,
         max_value=30,

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from console.errors import DomainError
+from console.fields import AsciiDecimalField, AsciiIntegerField
 from console.models import User
 
 from .models import Project, ProjectRole, notify_percents_clean
@@ -45,8 +46,8 @@ class ProjectForm(forms.Form):
         return {"name": project.name, "description": project.description}
 
 
-def _budget_field(label: str, period: str) -> forms.DecimalField:
-    return forms.DecimalField(
+def _budget_field(label: str, period: str) -> AsciiDecimalField:
+    return AsciiDecimalField(
         label=f"{label} ({settings.CONSOLE_CURRENCY})",
         required=False,
         min_value=Decimal("0"),
@@ -86,7 +87,7 @@ def parse_percents(text: str) -> list[int]:
 class ProjectLimitsForm(forms.Form):
     monthly_budget = _budget_field("Monthly budget", "month")
     daily_budget = _budget_field("Daily budget", "day")
-    tpm_limit = forms.IntegerField(
+    tpm_limit = AsciiIntegerField(
         label="TPM limit (tokens per minute)",
         required=False,
         min_value=1,
@@ -94,7 +95,7 @@ class ProjectLimitsForm(forms.Form):
         help_text="Blank = only your organization's TPM applies.",
         widget=forms.NumberInput(attrs={"min": "1", "step": "1", "placeholder": "Organization limit"}),
     )
-    rpm_limit = forms.IntegerField(
+    rpm_limit = AsciiIntegerField(
         label="RPM limit (requests per minute, optional)",
         required=False,
         min_value=1,

@@ -34,7 +34,7 @@ from .models import (
 )
 from .money import format_money
 from .services.invoices import invoice_issue, invoice_request_reject
-from .services.ledger import ledger_post
+from .services.ledger import ledger_staff_post
 from .services.prices import price_set
 
 
@@ -108,7 +108,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The admin's "Add ledger entry" posts through ledger_post: a top-up, adjustment or refund."""
+        """The admin's "Add ledger entry" posts through ledger_staff_post: a top-up, adjustment or refund."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         initial = {"organization_id": request.GET.get("organization", ""), "kind": LedgerKind.TOPUP}
@@ -116,7 +116,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                result = ledger_post(
+                result = ledger_staff_post(
                     organization=data["organization_id"], kind=data["kind"], amount=data["amount"],
                     reference=data["reference"], memo=data["memo"], actor=request.user,  # type: ignore[arg-type]
                 )

@@ -15,6 +15,7 @@ from console.errors import DomainError
 from console.models import User
 from orgs.audit import audit_record
 from orgs.models import Organization
+from orgs.permissions import require_staff
 
 from ..models import BillingAccount, LedgerEntry, LedgerKind
 from ..money import format_money, quantize_micro
@@ -140,6 +141,17 @@ def ledger_post(
         return LedgerPostResult(entry=entry, created=True)
 
     return atomic_with_retry(post, what="ledger_post")
+
+
+def ledger_staff_post(
+    *, organization: Organization, kind: str, amount: Decimal, reference: str, actor: User | None, memo: str = "",
+) -> LedgerPostResult:
+    """Staff post a top-up (a wire transfer), an adjustment or a refund: `ledger_post` for a person
+    who must be staff holding `billing.add_ledgerentry` (None: the platform, e.g. `balance_topup`).
+    Card payments post through `ledger_post` itself, on a verified webhook, with the payer as actor."""
+    require_staff(actor, "billing.add_ledgerentry")
+    return ledger_post(organization=organization, kind=kind, amount=amount, reference=reference, actor=actor,
+                       memo=memo)
 
 
 def _repeated_reference(

@@ -49,3 +49,16 @@ def test_invoices_are_issued_and_rejected_by_staff_only(org):
     again = request_topup_invoice(org, topup(org, "10.00"))
     invoice = invoice_issue(request_id=again.pk, actor=staff_with("add_invoice"))
     assert invoice.total == Decimal("10.00")
+
+
+def test_ledger_postings_by_a_person_are_staffs_only(org):
+    from billing.models import BillingAccount, LedgerKind
+    from billing.services.ledger import ledger_staff_post
+
+    posting = dict(organization=org, kind=LedgerKind.TOPUP, amount=Decimal("25"), reference="wire-9")
+    for outsider in (admin_of(org), UserFactory(is_staff=True)):
+        with pytest.raises(Forbidden):
+            ledger_staff_post(**posting, actor=outsider)
+    assert not BillingAccount.objects.filter(organization=org, balance__gt=0).exists()
+    assert ledger_staff_post(**posting, actor=staff_with("add_ledgerentry")).created
+    assert BillingAccount.objects.get(organization=org).balance == Decimal("25")

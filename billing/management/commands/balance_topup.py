@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.models import LedgerKind
 from billing.money import format_money, parse_amount
-from billing.services.ledger import ledger_post
+from billing.services.ledger import ledger_staff_post
 from console.errors import DomainError
 from orgs.models import Organization
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if organization is None:
             raise CommandError(f"No organization with ID {options['organization_id']}.")
         try:
-            result = ledger_post(
+            result = ledger_staff_post(
                 organization=organization,
                 kind=LedgerKind.TOPUP,
                 amount=parse_amount(options["amount"]),

@@ -9,7 +9,8 @@ that is rolled back, so examples do not see each other. FUZZ_EXAMPLES sets the e
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,6 +237,24 @@ def _url(world: World, name: str) -> str:
     return url_for(world, name, scoped_patterns()[name], org_kwargs=world.home.kwargs)
 
 
+@contextmanager
+def spy_form_errors() -> Iterator[list[str]]:
+    """Every error a form is given while the block runs: Django's own validation and a service's
+    refusal (DomainError) shown with console.errors.form_add_error both go through add_error."""
+    seen: list[str] = []
+    original = forms.BaseForm.add_error
+
+    def add_error(form: forms.BaseForm, field: str | None, error: Any) -> None:
+        seen.append(str(field))
+        original(form, field, error)
+
+    forms.BaseForm.add_error = add_error  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        forms.BaseForm.add_error = original  # type: ignore[method-assign]
+
+
 fuzz_figures = FIGURES.setdefault(
     "form fuzz", {"form views": len(FORM_VIEWS), "submissions": 0, "rejected, tables compared": 0},
 )
@@ -267,10 +286,11 @@ def test_fuzzed_submissions_never_500_and_a_rejected_one_changes_nothing(world: 
             for key, value in data.items():
                 query.setlist(key, value if isinstance(value, list) else [value])
             valid = view.form(world, query, files).is_valid()  # as the view will judge it, before it acts
-            response = client.get(url, data) if view.method == "GET" else client.post(url, payload)
+            with spy_form_errors() as refused:  # the view's own form, or a service's refusal shown on it
+                response = client.get(url, data) if view.method == "GET" else client.post(url, payload)
             assert response.status_code < 500, (response.status_code, data)
             fuzz_figures["submissions"] += 1
-            if view.method == "POST" and not valid:
+            if view.method == "POST" and (not valid or refused):
                 fuzz_figures["rejected, tables compared"] += 1
                 after = fingerprint()
                 changed = [table for table in before if before[table] != after[table]]

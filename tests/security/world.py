@@ -131,7 +131,8 @@ def build_world() -> World:
 
 
 def url_patterns() -> list[tuple[str, URLPattern, str]]:
-    """(name, pattern, route) for every named pattern of the project's URLconf (not allauth's or the admin's)."""
+    """(name, pattern, route) for every pattern of the project's URLconf (not allauth's or the admin's);
+    each must have a name."""
     found: list[tuple[str, URLPattern, str]] = []
 
     def walk(patterns: list[Any], prefix: str, namespace: str) -> None:
@@ -142,7 +143,9 @@ def url_patterns() -> list[tuple[str, URLPattern, str]]:
                     continue
                 ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
                 walk(entry.url_patterns, route, ns)
-            elif isinstance(entry, URLPattern) and entry.name:
+            elif isinstance(entry, URLPattern):
+                # The matrix keys its rows by name: a pattern without one would slip past it.
+                assert entry.name, f"URL pattern {prefix}{entry.pattern} has no name: name it for the access matrix"
                 found.append((namespace + entry.name, entry, prefix + str(entry.pattern)))
 
     walk(get_resolver().url_patterns, "", "")

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from console.errors import DomainError, Forbidden
+from console.errors import DomainError
 from console.models import User
 from orgs.audit import audit_record
+from orgs.permissions import require_staff
 
 from ..models import BillingAccount, CardPayment, LedgerKind, PaymentStatus
 from ..money import CENT, format_money, money_amount_check
@@ -75,8 +76,7 @@ def card_payment_refund(*, payment: CardPayment, amount: Decimal, actor: User) -
     the other; the Stripe call runs after, under no lock. Stripe refusing or unreachable releases
     the reservation. (A crash between the two leaves it reserved: the refundable amount is then
     understated, never overstated.)"""
-    if not actor.is_staff:
-        raise Forbidden("Only staff refund payments.")
+    require_staff(actor, "billing.change_cardpayment")
     money_amount_check(amount, minimum=CENT, maximum=None)
     payment, requested = _refund_reserve(payment_id=payment.pk, amount=amount)
     try:
